@@ -1,0 +1,31 @@
+"""Reference expert computation: a plain loop over experts, one dense SwiGLU per expert."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def expert_swiglu(x_ND: torch.Tensor, gate_up_FD: torch.Tensor, down_DF: torch.Tensor) -> torch.Tensor:
+    """One SwiGLU expert, down(silu(gate(x)) * up(x)), with gate and up fused as [2F, D]."""
+    gate_NF, up_NF = F.linear(x_ND, gate_up_FD).chunk(2, dim=-1)
+    return F.linear(F.silu(gate_NF) * up_NF, down_DF)
+
+
+def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
+                 weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
+    """out_t = sum over pairs (t, e, w) of w * expert_e(x_t), one expert at a time."""
+    out_TD = torch.zeros_like(x_TD)
+    for expert in range(gate_up_EFD.shape[0]):
+        selected = expert_index_S == expert
+        if not selected.any():
+            continue
+        tokens = token_index_S[selected]
+        y_ND = expert_swiglu(x_TD[tokens], gate_up_EFD[expert], down_EDF[expert])
+        out_TD = out_TD.index_add(0, tokens, y_ND * weight_S[selected].unsqueeze(-1).to(y_ND.dtype))
+    return out_TD
+
+
+def loop_experts_on_slots(slots_ESD: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
+    """Each expert e applied to its own row block slots_ESD[e] (Soft MoE slots)."""
+    return torch.stack([expert_swiglu(slots_ESD[e], gate_up_EFD[e], down_EDF[e]) for e in range(slots_ESD.shape[0])])

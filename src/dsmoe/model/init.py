@@ -1,0 +1,36 @@
+"""The one weight initialisation of dsmoe models.
+
+| parameter                                         | init              |
+|---------------------------------------------------|-------------------|
+| embeddings, attention and FFN projections          | N(0, init_std)    |
+| stacked routed-expert weights, router gate weights | N(0, init_std)    |
+| noisy_topk noise weights                           | 0 (no noise at start, as Shazeer et al. 2017) |
+| RMSNorm weights                                    | 1                 |
+| sigmoid_topk expert bias (a buffer)                | 0                 |
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dsmoe.model.experts import RoutedExperts
+from dsmoe.model.norm import RMSNorm
+from dsmoe.routers import Router
+
+
+@torch.no_grad()
+def init_weights(model: nn.Module, std: float) -> None:
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=std)
+        elif isinstance(module, RoutedExperts):
+            nn.init.normal_(module.gate_up_proj, std=std)
+            nn.init.normal_(module.down_proj, std=std)
+        elif isinstance(module, Router):
+            for name, param in module.named_parameters(recurse=False):
+                nn.init.normal_(param, std=std) if name == "weight" else nn.init.zeros_(param)
+            if hasattr(module, "expert_bias"):
+                module.expert_bias.zero_()
+        elif isinstance(module, RMSNorm):
+            nn.init.ones_(module.weight)

@@ -1,0 +1,31 @@
+"""KV cache for incremental decoding: per layer, preallocated key/value buffers and a shared length."""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    """Holds keys and values [B, H_kv, max_len, head_dim] for every layer; `length` tokens are valid.
+
+    The model advances `length` once per forward, after all layers have written their entries.
+    """
+
+    def __init__(self, n_layers: int, max_len: int):
+        self.max_len = max_len
+        self.length = 0
+        self.keys: list[torch.Tensor | None] = [None] * n_layers
+        self.values: list[torch.Tensor | None] = [None] * n_layers
+
+    def update(self, layer: int, k_BHLD: torch.Tensor, v_BHLD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's keys/values at positions [length, length + L); return all valid ones."""
+        new_len = self.length + k_BHLD.shape[2]
+        if new_len > self.max_len:
+            raise ValueError(f"KV cache holds at most max_len={self.max_len} tokens; asked for {new_len}")
+        if self.keys[layer] is None:
+            shape = (*k_BHLD.shape[:2], self.max_len, k_BHLD.shape[3])
+            self.keys[layer] = k_BHLD.new_zeros(shape)
+            self.values[layer] = v_BHLD.new_zeros(shape)
+        self.keys[layer][:, :, self.length:new_len] = k_BHLD
+        self.values[layer][:, :, self.length:new_len] = v_BHLD
+        return self.keys[layer][:, :, :new_len], self.values[layer][:, :, :new_len]

@@ -1,0 +1,35 @@
+"""The DeepSeekMoE layer: always-on shared experts plus fine-grained routed experts (DeepSeekMoE Eq. 9-11)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dsmoe.config import ModelConfig
+from dsmoe.model.experts import RoutedExperts
+from dsmoe.model.ffn import SwiGLU
+from dsmoe.routers import ROUTERS, RouterStats, SoftRouting
+
+
+class MoE(nn.Module):
+    """h_t = sum_{shared} FFN_i(u_t) + sum_{routed} g_{i,t} FFN_i(u_t); the residual is added by the block."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.router = ROUTERS[config.router](config)
+        self.experts = RoutedExperts(config)
+        shared_width = config.n_shared_experts * config.moe_intermediate_size
+        self.shared_experts = SwiGLU(config.hidden_size, shared_width) if shared_width else None
+
+    def forward(self, x_BLD: torch.Tensor, token_ids_BL: torch.Tensor
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RouterStats]:
+        batch, seq_len, hidden = x_BLD.shape
+        x_TD = x_BLD.reshape(-1, hidden)
+        routing = self.router(x_TD, token_ids_BL.reshape(-1), batch)
+        if isinstance(routing, SoftRouting):
+            out_BLD = self.experts.forward_soft(x_BLD, routing)
+        else:
+            out_BLD = self.experts(x_TD, routing).reshape(batch, seq_len, hidden)
+        if self.shared_experts is not None:
+            out_BLD = out_BLD + self.shared_experts(x_BLD)
+        return out_BLD, routing.aux_losses, routing.stats
