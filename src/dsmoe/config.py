@@ -114,15 +114,15 @@ class ModelConfig:
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
-        if self.n_kv_heads is None:
-            self.n_kv_heads = self.n_heads
-        if self.head_dim is None and self.n_heads > 0:
-            self.head_dim = self.hidden_size // self.n_heads
-        if self.moe_layer_indices is not None:
-            self.moe_layer_indices = sorted(self.moe_layer_indices)
         from dsmoe.config_checks import validate
 
         validate(self)
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.head_dim is None:
+            self.head_dim = self.hidden_size // self.n_heads
+        if self.moe_layer_indices is not None:
+            self.moe_layer_indices = sorted(self.moe_layer_indices)
 
     @property
     def moe_layers(self) -> list[int]:

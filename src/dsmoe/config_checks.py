@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dsmoe.config import ModelConfig
 
-POSITIVE_INTS = ("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim",
-                 "max_seq_len", "intermediate_size", "moe_intermediate_size", "moe_layer_freq",
+OPTIONAL_INTS = ("n_kv_heads", "head_dim")  # None: derived from n_heads and hidden_size
+POSITIVE_INTS = ("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim", "max_seq_len", "intermediate_size", "moe_intermediate_size", "moe_layer_freq",
                  "n_group", "topk_group", "n_devices")
 NON_NEGATIVE_INTS = ("n_routed_experts", "n_shared_experts", "first_k_dense_replace")
 POSITIVE_FLOATS = ("rope_theta", "norm_eps", "capacity_factor", "init_std", "routed_scaling_factor")
@@ -23,6 +23,8 @@ def _fail(name: str, value, rule: str) -> None:
 def _check_types(cfg: "ModelConfig") -> None:
     for name in POSITIVE_INTS + NON_NEGATIVE_INTS:
         value = getattr(cfg, name)
+        if value is None and name in OPTIONAL_INTS:
+            continue
         if not isinstance(value, int) or isinstance(value, bool):
             _fail(name, value, "must be an integer")
         if name in POSITIVE_INTS and value <= 0:
@@ -43,12 +45,14 @@ def _check_types(cfg: "ModelConfig") -> None:
 
 
 def _check_attention(cfg: "ModelConfig") -> None:
-    if cfg.hidden_size % cfg.n_heads != 0 and cfg.head_dim == cfg.hidden_size // cfg.n_heads:
-        _fail("hidden_size", cfg.hidden_size, f"is not divisible by n_heads={cfg.n_heads} (set head_dim explicitly or change one)")
-    if cfg.n_heads % cfg.n_kv_heads != 0:
-        _fail("n_heads", cfg.n_heads, f"is not divisible by n_kv_heads={cfg.n_kv_heads} (grouped-query attention needs whole groups)")
-    if cfg.head_dim % 2 != 0:
-        _fail("head_dim", cfg.head_dim, "must be even (RoPE rotates pairs of dimensions)")
+    if cfg.head_dim is None and cfg.hidden_size % cfg.n_heads != 0:
+        _fail("hidden_size", cfg.hidden_size, f"is not divisible by n_heads={cfg.n_heads} (or set head_dim explicitly)")
+    n_kv_heads = cfg.n_kv_heads or cfg.n_heads
+    if cfg.n_heads % n_kv_heads != 0:
+        _fail("n_kv_heads", n_kv_heads, f"does not divide n_heads={cfg.n_heads} (grouped-query attention needs whole groups)")
+    head_dim = cfg.head_dim or cfg.hidden_size // cfg.n_heads
+    if head_dim % 2 != 0:
+        _fail("head_dim", head_dim, "must be even (RoPE rotates pairs of dimensions)")
 
 
 def _check_experts(cfg: "ModelConfig") -> None:
