@@ -14,6 +14,7 @@ from typing import Any
 import tomli_w
 
 DISPATCH_CHOICES = ("auto", "grouped_mm", "loop")
+DERIVED_FIELDS = ("n_kv_heads", "head_dim")  # None = derived; kept None by to_dict, replace and save
 
 
 @dataclass
@@ -117,6 +118,7 @@ class ModelConfig:
         from dsmoe.config_checks import validate
 
         validate(self)
+        self._derived = {name for name in DERIVED_FIELDS if getattr(self, name) is None}
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
         if self.head_dim is None:
@@ -147,7 +149,9 @@ class ModelConfig:
         return type(self).from_dict({**self.to_dict(), **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Field values as given: derived fields that were left unset stay None."""
+        values = dataclasses.asdict(self)
+        return {k: None if k in self._derived else v for k, v in values.items()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":

@@ -1,0 +1,247 @@
+"""Cost estimates derived from the module structure on the meta device: FLOPs, memory, KV cache, routing choices.
+
+Conventions (each stated where it is used):
+- FLOPs: 2 per multiply-add of every matmul weight a token passes through; attention scores and values
+  over the average causal context; training = 3 x forward (Kaplan et al. 2020, Sec. 2.1; Chinchilla,
+  Hoffmann et al. 2022, App. F).
+- Routed experts count in the ratio K'/N' (exact for dropless top-k; the capacity, expert-choice and
+  Soft MoE routers are sized to match it on average).
+- Sizes print in decimal units (1 GB = 1e9 bytes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dsmoe.config import ModelConfig
+from dsmoe.model.accounting import ParamCount, count_module_params
+from dsmoe.model.attention import Attention
+from dsmoe.model.block import DecoderBlock
+from dsmoe.model.experts import RoutedExperts
+from dsmoe.model.ffn import SwiGLU
+from dsmoe.model.moe import MoE
+from dsmoe.model.transformer import DeepSeekMoEForCausalLM
+from dsmoe.routers import Router
+
+FP32_BYTES = 4
+ADAM_MOMENT_BYTES = 2 * FP32_BYTES  # AdamW's exp_avg and exp_avg_sq, kept in fp32 (Loshchilov & Hutter 2019)
+
+
+@dataclass
+class CostEstimate:
+    """Per-token FLOPs, training/inference memory in bytes and routing combinatorics of one config.
+
+    flops_per_token_matmul + flops_per_token_attention = flops_per_token_forward.
+    activation_bytes* are for one training step of batch_size x seq_len (see activation_bytes).
+    coarse_expert_combinations is None when the config has no integral coarse-grained equivalent.
+    """
+
+    params: ParamCount
+    batch_size: int
+    seq_len: int
+    dtype: str
+    flops_per_token_matmul: int
+    flops_per_token_attention: int
+    flops_per_token_forward: int
+    flops_per_token_training: int
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    activation_bytes: int
+    activation_bytes_checkpointed: int
+    kv_cache_bytes_per_token: int
+    kv_cache_bytes_per_token_mha: int
+    expert_combinations: int
+    coarse_expert_combinations: int | None
+
+    def training_bytes(self, checkpointed: bool) -> int:
+        """Weights + gradients + optimizer states + activations of one step."""
+        activations = self.activation_bytes_checkpointed if checkpointed else self.activation_bytes
+        return self.weight_bytes + self.gradient_bytes + self.optimizer_bytes + activations
+
+    def table(self) -> str:
+        tokens = self.batch_size * self.seq_len
+        coarse = "n/a" if self.coarse_expert_combinations is None else f"{self.coarse_expert_combinations:,}"
+        rows = [
+            ("params total / activated", f"{human_count(self.params.total)} / {human_count(self.params.activated)}"),
+            ("FLOPs/token matmul (fwd)", human_flops(self.flops_per_token_matmul)),
+            (f"FLOPs/token attention (fwd, L={self.seq_len})", human_flops(self.flops_per_token_attention)),
+            ("FLOPs/token forward", human_flops(self.flops_per_token_forward)),
+            ("FLOPs/token training (3x fwd)", human_flops(self.flops_per_token_training)),
+            (f"FLOPs/step training ({tokens:,} tokens)", human_flops(self.flops_per_token_training * tokens)),
+            (f"weights ({self.dtype})", human_bytes(self.weight_bytes)),
+            (f"gradients ({self.dtype})", human_bytes(self.gradient_bytes)),
+            ("AdamW states" + (" + fp32 master" if bytes_per_element(self.dtype) < FP32_BYTES else ""),
+             human_bytes(self.optimizer_bytes)),
+            (f"activations (B={self.batch_size}, L={self.seq_len})", human_bytes(self.activation_bytes)),
+            ("activations, per-block checkpointing", human_bytes(self.activation_bytes_checkpointed)),
+            ("training total / with checkpointing",
+             f"{human_bytes(self.training_bytes(False))} / {human_bytes(self.training_bytes(True))}"),
+            ("KV cache per token (MHA equivalent)",
+             f"{human_bytes(self.kv_cache_bytes_per_token)} ({human_bytes(self.kv_cache_bytes_per_token_mha)})"),
+            (f"KV cache for B={self.batch_size}, L={self.seq_len}",
+             human_bytes(self.kv_cache_bytes_per_token * tokens)),
+            ("expert combinations C(N', K')", f"{self.expert_combinations:,}"),
+            ("coarse-grained equivalent C(N, K)", coarse),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value:>22}" for name, value in rows)
+
+
+def human_bytes(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g} B"
+
+
+def human_count(n: float) -> str:
+    return f"{n / 1e9:.3g} B" if n >= 1e9 else f"{n / 1e6:.3g} M"
+
+
+def human_flops(n: float) -> str:
+    return f"{n / 1e12:.3g} TFLOP" if n >= 1e12 else f"{n / 1e9:.3g} GFLOP"
+
+
+def bytes_per_element(dtype: str) -> int:
+    """Element size of a torch dtype given by name ("float32": 4, "bfloat16": 2)."""
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
+        raise ValueError(f"dtype={dtype!r} is not a torch floating-point dtype name (e.g. 'float32', 'bfloat16')")
+    return torch_dtype.itemsize
+
+
+def matmul_weights_per_token(model: nn.Module, config: ModelConfig) -> int:
+    """Matmul weight elements one token multiplies with: every nn.Linear (attention, dense FFN, shared
+    experts, LM head), K'/N' of the routed experts and the router gate; embedding lookups are free."""
+    weights = 0
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            count = module.weight.numel()
+        elif isinstance(module, RoutedExperts):  # only K' of the N' stacked experts see a token
+            count = sum(p.numel() for p in module.parameters()) * config.n_activated_experts // config.n_routed_experts
+        elif isinstance(module, Router) and module.has_gate:  # the gate [E, D]; noisy_topk's noise is training-only
+            count = module.weight.numel()
+        else:
+            continue
+        weights += count
+    return weights
+
+
+def attention_flops_per_token(model: nn.Module, seq_len: int) -> int:
+    """Scores QK^T and the value sum, 2 * 2 * n_heads * head_dim * context per layer (Chinchilla App. F),
+    over the average causal context (seq_len + 1) / 2 of a forward pass over a whole sequence:
+    token t attends to t keys, so the per-token mean over t = 1..L is (L + 1) / 2."""
+    q_widths = [m.q_proj.out_features for m in model.modules() if isinstance(m, Attention)]
+    return sum(2 * width * (seq_len + 1) for width in q_widths)
+
+
+def swiglu_activation_elements(ffn: SwiGLU, rows: int) -> int:
+    """gate and up outputs and their gated product (the down projection's input): [rows, 2F + F]."""
+    return rows * 3 * ffn.gate_proj.out_features
+
+
+def moe_activation_bytes(moe: MoE, tokens: int, top_k: int, element_bytes: int) -> int:
+    """Routed: each token's K' gathered input copies and SwiGLU intermediates [T*K', D + 3F];
+    shared experts as a SwiGLU; router logits and probabilities [T, gate rows] in fp32."""
+    _, hidden, width = moe.experts.down_proj.shape
+    routed = tokens * top_k * (hidden + 3 * width)
+    shared = swiglu_activation_elements(moe.shared_experts, tokens) if moe.shared_experts is not None else 0
+    gate_rows = moe.router.weight.shape[0] if moe.router.has_gate else 0
+    return (routed + shared) * element_bytes + 2 * tokens * gate_rows * FP32_BYTES
+
+
+def block_activation_bytes(block: DecoderBlock, tokens: int, top_k: int, element_bytes: int) -> int:
+    """Tensors one pre-norm block saves for backward: both norms' inputs and outputs [T, D] each;
+    q, k, v (after RoPE) and the attention output [T, H*hd or H_kv*hd], with a fused (flash-style)
+    attention that keeps no [L, L] scores; the FFN's intermediates (dense SwiGLU or MoE)."""
+    hidden = block.attn_norm.weight.numel()
+    attn = block.attn
+    attention = tokens * (2 * attn.q_proj.out_features + 2 * attn.k_proj.out_features)
+    norms = 4 * tokens * hidden
+    if block.is_moe:
+        return (norms + attention) * element_bytes + moe_activation_bytes(block.ffn, tokens, top_k, element_bytes)
+    return (norms + attention + swiglu_activation_elements(block.ffn, tokens)) * element_bytes
+
+
+def activation_bytes(model: nn.Module, config: ModelConfig, tokens: int, element_bytes: int) -> tuple[int, int]:
+    """(without, with per-block checkpointing) activation bytes of one training step of `tokens` tokens.
+
+    Both count the head: final norm output [T, D] and the logits [T, V] in fp32 (the cross-entropy input).
+    Without checkpointing every block's saved tensors are live at the start of backward; with per-block
+    checkpointing only each block's input [T, D] is kept, plus one block's recomputed saved tensors.
+    """
+    blocks = [block_activation_bytes(b, tokens, config.n_activated_experts, element_bytes) for b in model.layers]
+    head = tokens * (config.hidden_size * element_bytes + config.vocab_size * FP32_BYTES)
+    block_inputs = len(blocks) * tokens * config.hidden_size * element_bytes
+    return sum(blocks) + head, block_inputs + max(blocks) + head
+
+
+def kv_cache_bytes_per_token(model: nn.Module, element_bytes: int) -> tuple[int, int]:
+    """(cached, MHA equivalent): keys and values of every layer, 2 * n_layers * n_kv_heads * head_dim
+    elements per token; with n_kv_heads = n_heads for the MHA comparison (GQA, Ainslie et al. 2023)."""
+    attentions = [m for m in model.modules() if isinstance(m, Attention)]
+    cached = sum(a.k_proj.out_features + a.v_proj.out_features for a in attentions)
+    mha = sum(2 * a.q_proj.out_features for a in attentions)
+    return cached * element_bytes, mha * element_bytes
+
+
+def coarse_expert_combinations(config: ModelConfig) -> int | None:
+    """C(N, K) of the coarse MoE the fine-grained one was segmented from (DeepSeekMoE Sec. 3.1): with
+    m = intermediate_size / moe_intermediate_size, N' = mN - K_s and K' = mK - K_s (Sec. 3.2), so
+    N = (N' + K_s) / m and K = (K' + K_s) / m. None unless m > 1 and all three divide exactly."""
+    if config.n_routed_experts == 0 or config.intermediate_size % config.moe_intermediate_size:
+        return None
+    m = config.intermediate_size // config.moe_intermediate_size
+    n_fine = config.n_routed_experts + config.n_shared_experts
+    k_fine = config.n_activated_experts + config.n_shared_experts
+    if m == 1 or n_fine % m or k_fine % m:
+        return None
+    return math.comb(n_fine // m, k_fine // m)
+
+
+def optimizer_bytes(total_params: int, element_bytes: int) -> int:
+    """AdamW: two fp32 moments per parameter (8 bytes), plus an fp32 master copy (4 bytes) when the
+    weights are held in a narrower dtype (mixed-precision training, Micikevicius et al. 2018)."""
+    master = FP32_BYTES if element_bytes < FP32_BYTES else 0
+    return total_params * (ADAM_MOMENT_BYTES + master)
+
+
+def meta_model(config: ModelConfig) -> DeepSeekMoEForCausalLM:
+    with torch.device("meta"):
+        return DeepSeekMoEForCausalLM(config)
+
+
+def estimate_costs(config: ModelConfig, batch_size: int, seq_len: int, dtype: str = "float32") -> CostEstimate:
+    """FLOPs, memory and routing combinatorics of `config`, built on the meta device (nothing allocated).
+
+    FLOPs per token: 2 per multiply-add of the activated matmul weights, plus attention scores/values
+    over the average causal context (seq_len + 1) / 2; training = 3 x forward (forward, then backward
+    for activations and for weights: Kaplan et al. 2020 Sec. 2.1, the Chinchilla 6N approximation).
+    Memory: weights and gradients in `dtype`; AdamW's two fp32 moments (8 bytes/param) plus an fp32
+    master copy (4 bytes/param) when `dtype` is narrower than fp32; activations of one training step
+    of batch_size x seq_len tokens (tensors listed in block_activation_bytes and activation_bytes).
+    """
+    element_bytes = bytes_per_element(dtype)
+    model = meta_model(config)
+    params = count_module_params(model, config)
+    matmul = 2 * matmul_weights_per_token(model, config)  # 2 FLOPs per multiply-add
+    attention = attention_flops_per_token(model, seq_len)
+    activations, activations_checkpointed = activation_bytes(model, config, batch_size * seq_len, element_bytes)
+    kv_cache, kv_cache_mha = kv_cache_bytes_per_token(model, element_bytes)
+    return CostEstimate(
+        params=params, batch_size=batch_size, seq_len=seq_len, dtype=dtype,
+        flops_per_token_matmul=matmul, flops_per_token_attention=attention,
+        flops_per_token_forward=matmul + attention,
+        flops_per_token_training=3 * (matmul + attention),  # backward = 2 x forward (Kaplan et al. 2020, Sec. 2.1)
+        weight_bytes=params.total * element_bytes, gradient_bytes=params.total * element_bytes,
+        optimizer_bytes=optimizer_bytes(params.total, element_bytes),
+        activation_bytes=activations, activation_bytes_checkpointed=activations_checkpointed,
+        kv_cache_bytes_per_token=kv_cache, kv_cache_bytes_per_token_mha=kv_cache_mha,
+        expert_combinations=math.comb(config.n_routed_experts, config.n_activated_experts),
+        coarse_expert_combinations=coarse_expert_combinations(config),
+    )

@@ -1,0 +1,134 @@
+"""Aux balance losses against hand-computed values, plain loops and independent reference code."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dsmoe.routers.balance import device_balance_loss, expert_balance_loss, sequence_balance_loss, z_loss
+
+ALPHA = 0.01
+
+
+def random_routing(n_tokens: int, n_experts: int, top_k: int, seed: int = 0):
+    """Softmax probs [T, E] and their top-k expert indices [T, K], plus the logits they came from."""
+    generator = torch.Generator().manual_seed(seed)
+    logits_TE = torch.randn(n_tokens, n_experts, generator=generator)
+    probs_TE = logits_TE.softmax(dim=-1)
+    return logits_TE, probs_TE, probs_TE.topk(top_k, dim=-1).indices
+
+
+def plain_expert_loss(probs_TE: torch.Tensor, expert_indices_TK: torch.Tensor, alpha: float) -> float:
+    """DeepSeekMoE Eq. 12-14 with Python loops: f_i = E/(K T) * #choices of i, P_i = mean_t s_{i,t}."""
+    n_tokens, n_experts = probs_TE.shape
+    top_k = expert_indices_TK.shape[1]
+    chosen = expert_indices_TK.tolist()
+    probs = probs_TE.tolist()
+    total = 0.0
+    for i in range(n_experts):
+        f_i = n_experts / (top_k * n_tokens) * sum(row.count(i) for row in chosen)
+        p_i = sum(probs[t][i] for t in range(n_tokens)) / n_tokens
+        total += f_i * p_i
+    return alpha * total
+
+
+def test_expert_balance_loss_is_alpha_under_uniform_routing():
+    """Probs all 1/E and every expert chosen equally often: f_i = 1, P_i = 1/E, so the loss is alpha."""
+    n_experts, top_k = 8, 2
+    probs_TE = torch.full((n_experts, n_experts), 1.0 / n_experts)
+    token_TK = torch.arange(n_experts).unsqueeze(1)
+    expert_indices_TK = torch.cat([token_TK, (token_TK + 1) % n_experts], dim=1)  # each expert chosen twice
+    loss = expert_balance_loss(probs_TE, expert_indices_TK, ALPHA)
+    torch.testing.assert_close(loss, torch.tensor(ALPHA), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 4])
+def test_expert_balance_loss_when_every_token_picks_the_same_experts(top_k):
+    """All T tokens choose experts 0..K-1 with probs 1/K on them.
+
+    f_i = E / (K T) * T = E / K for i < K (0 otherwise) and P_i = 1/K for i < K, so
+    L = alpha * sum_{i<K} (E / K) (1 / K) = alpha * E / K  (alpha * E, the maximum, when K = 1).
+    """
+    n_tokens, n_experts = 6, 8
+    probs_TE = torch.zeros(n_tokens, n_experts)
+    probs_TE[:, :top_k] = 1.0 / top_k
+    expert_indices_TK = torch.arange(top_k).expand(n_tokens, top_k)
+    loss = expert_balance_loss(probs_TE, expert_indices_TK, ALPHA)
+    assert loss.item() == pytest.approx(ALPHA * n_experts / top_k, rel=1e-6)
+
+
+def test_expert_balance_loss_matches_plain_loop():
+    """expert_balance_loss equals a plain-loop evaluation of DeepSeekMoE Eq. 12-14 on random routing."""
+    _, probs_TE, expert_indices_TK = random_routing(24, 8, 3)
+    loss = expert_balance_loss(probs_TE, expert_indices_TK, ALPHA)
+    assert loss.item() == pytest.approx(plain_expert_loss(probs_TE, expert_indices_TK, ALPHA), rel=1e-5)
+
+
+def test_sequence_balance_loss_is_mean_of_per_sequence_losses():
+    """The sequence-wise loss is the mean over sequences of the expert loss of each sequence alone."""
+    batch, seq_len = 3, 10
+    _, probs_TE, expert_indices_TK = random_routing(batch * seq_len, 8, 2, seed=1)
+    per_sequence = [plain_expert_loss(probs_TE[b * seq_len:(b + 1) * seq_len],
+                                      expert_indices_TK[b * seq_len:(b + 1) * seq_len], ALPHA) for b in range(batch)]
+    loss = sequence_balance_loss(probs_TE, expert_indices_TK, ALPHA, batch)
+    assert loss.item() == pytest.approx(sum(per_sequence) / batch, rel=1e-5)
+
+
+def test_sequence_balance_loss_matches_deepseek_reference():
+    """Equal to DeepSeek's own seq_aux code (MoEGate of DeepSeek-MoE / V2, written out verbatim)."""
+    batch, seq_len, n_experts, top_k = 4, 12, 8, 2
+    _, scores, topk_idx = random_routing(batch * seq_len, n_experts, top_k, seed=2)
+    ce = torch.zeros(batch, n_experts)
+    ce.scatter_add_(1, topk_idx.view(batch, -1), torch.ones(batch, seq_len * top_k)).div_(seq_len * top_k / n_experts)
+    reference = (ce * scores.view(batch, seq_len, -1).mean(1)).sum(1).mean() * ALPHA
+    torch.testing.assert_close(sequence_balance_loss(scores, topk_idx, ALPHA, batch), reference)
+
+
+def test_expert_balance_loss_matches_deepseek_reference():
+    """Equal to DeepSeek's own non-seq_aux code (MoEGate, written out verbatim)."""
+    n_experts, top_k = 8, 2
+    _, scores, topk_idx = random_routing(40, n_experts, top_k, seed=3)
+    ce = F.one_hot(topk_idx.view(-1), num_classes=n_experts).float().mean(0)
+    fi = ce * n_experts
+    reference = (scores.mean(0) * fi).sum() * ALPHA
+    torch.testing.assert_close(expert_balance_loss(scores, topk_idx, ALPHA), reference)
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 4])
+def test_transformers_load_balancing_loss_is_top_k_times_ours(top_k):
+    """transformers' Mixtral loss averages the top-k mask over tokens only, so it is K * (our loss / alpha)."""
+    mixtral = pytest.importorskip("transformers.models.mixtral.modeling_mixtral")
+    n_experts = 8
+    logits_TE, probs_TE, expert_indices_TK = random_routing(32, n_experts, top_k, seed=4)
+    theirs = mixtral.load_balancing_loss_func((logits_TE,), num_experts=n_experts, top_k=top_k)
+    ours = expert_balance_loss(probs_TE, expert_indices_TK, ALPHA)
+    torch.testing.assert_close(theirs, top_k * ours / ALPHA)
+
+
+def test_device_balance_loss_matches_plain_loop():
+    """DeepSeekMoE Eq. 15-17: f'_d = mean of f_i over group d, P'_d = sum of P_i over group d."""
+    n_tokens, n_experts, top_k, n_devices = 30, 8, 2, 4
+    _, probs_TE, expert_indices_TK = random_routing(n_tokens, n_experts, top_k, seed=5)
+    chosen, probs = expert_indices_TK.tolist(), probs_TE.tolist()
+    f = [n_experts / (top_k * n_tokens) * sum(row.count(i) for row in chosen) for i in range(n_experts)]
+    p = [sum(probs[t][i] for t in range(n_tokens)) / n_tokens for i in range(n_experts)]
+    per_device = n_experts // n_devices
+    expected = 0.0
+    for d in range(n_devices):
+        group = range(d * per_device, (d + 1) * per_device)
+        expected += sum(f[i] for i in group) / per_device * sum(p[i] for i in group)
+    loss = device_balance_loss(probs_TE, expert_indices_TK, ALPHA, n_devices)
+    assert loss.item() == pytest.approx(ALPHA * expected, rel=1e-5)
+
+
+def test_z_loss_matches_manual_logsumexp():
+    """z_loss = coef * mean_t (log sum_i exp(logit_{t,i}))^2 (ST-MoE Eq. 5), logsumexp written out."""
+    logits_TE, _, _ = random_routing(16, 8, 1, seed=6)
+    logits_TE = logits_TE * 5
+    squares = []
+    for row in logits_TE.tolist():
+        peak = max(row)
+        squares.append((peak + math.log(sum(math.exp(v - peak) for v in row))) ** 2)
+    coef = 1e-3
+    assert z_loss(logits_TE, coef).item() == pytest.approx(coef * sum(squares) / len(squares), rel=1e-5)

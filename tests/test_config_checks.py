@@ -1,0 +1,134 @@
+"""Validation at construction: every bad value raises ValueError naming the field and its value."""
+
+import re
+
+import pytest
+
+from dsmoe import ROUTERS, ModelConfig
+from dsmoe.config_checks import BOOLS, NON_NEGATIVE_FLOATS, NON_NEGATIVE_INTS, POSITIVE_FLOATS, POSITIVE_INTS
+
+INVALID = {
+    "top_k_exceeds_experts": (dict(n_routed_experts=8, n_activated_experts=9),
+                              "n_activated_experts=9 exceeds n_routed_experts=8"),
+    "top_k_zero": (dict(n_activated_experts=0), "n_activated_experts=0 must be >= 1"),
+    "hidden_not_divisible_by_heads": (dict(hidden_size=250, n_heads=4),
+                                      "hidden_size=250 is not divisible by n_heads=4"),
+    "kv_heads_not_dividing_heads": (dict(n_heads=4, n_kv_heads=3), "n_kv_heads=3 does not divide n_heads=4"),
+    "odd_head_dim": (dict(head_dim=63), "head_dim=63 must be even"),
+    "experts_not_divisible_by_groups": (dict(n_routed_experts=16, n_group=3),
+                                        "n_routed_experts=16 is not divisible by n_group=3"),
+    "topk_group_exceeds_groups": (dict(n_group=2, topk_group=3), "topk_group=3 exceeds n_group=2"),
+    "top_k_exceeds_reachable_experts": (dict(n_routed_experts=16, n_group=4, topk_group=1, n_activated_experts=5),
+                                        "n_activated_experts=5 exceeds the 4 experts"),
+    "sigmoid_groups_of_one": (dict(router="sigmoid_topk", n_routed_experts=4, n_group=4, topk_group=4),
+                              "n_group=4 leaves < 2 experts per group"),
+    "capacity_factor_zero": (dict(capacity_factor=0.0), "capacity_factor=0.0 must be > 0"),
+    "capacity_factor_negative": (dict(capacity_factor=-1.5), "capacity_factor=-1.5 must be > 0"),
+    "moe_layer_index_too_large": (dict(n_layers=4, moe_layer_indices=[0, 4]),
+                                  "moe_layer_indices=[0, 4] has out-of-range entries [4]"),
+    "moe_layer_index_negative": (dict(n_layers=4, moe_layer_indices=[-1, 2]),
+                                 "moe_layer_indices=[-1, 2] has out-of-range entries [-1]"),
+    "moe_layer_index_duplicate": (dict(n_layers=4, moe_layer_indices=[1, 1]),
+                                  "moe_layer_indices=[1, 1] has duplicate entries"),
+    "moe_layer_indices_without_experts": (dict(n_routed_experts=0, moe_layer_indices=[1]),
+                                          "moe_layer_indices=[1] needs n_routed_experts > 0"),
+    "unknown_dispatch": (dict(dispatch="cuda"), "dispatch='cuda' must be one of auto, grouped_mm, loop"),
+    "switch_top_2": (dict(router="switch", n_activated_experts=2),
+                     "n_activated_experts=2 must be 1 for router='switch'"),
+    "gshard_top_1": (dict(router="gshard", n_activated_experts=1),
+                     "n_activated_experts=1 must be 2 for router='gshard'"),
+    "gshard_top_4": (dict(router="gshard", n_activated_experts=4),
+                     "n_activated_experts=4 must be 2 for router='gshard'"),
+    "devices_not_dividing_experts": (dict(n_routed_experts=16, n_devices=3),
+                                     "n_devices=3 does not divide n_routed_experts=16"),
+    "dense_layers_exceed_layers": (dict(n_layers=4, first_k_dense_replace=5),
+                                   "first_k_dense_replace=5 exceeds n_layers=4"),
+}
+
+
+@pytest.mark.parametrize("changes, message", INVALID.values(), ids=INVALID.keys())
+def test_invalid_value_raises_naming_field_and_value(changes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ModelConfig(**changes)
+
+
+@pytest.mark.parametrize("name", POSITIVE_INTS)
+@pytest.mark.parametrize("value", [0, -2])
+def test_non_positive_size_raises(name, value):
+    with pytest.raises(ValueError, match=re.escape(f"{name}={value} must be > 0")):
+        ModelConfig(**{name: value})
+
+
+@pytest.mark.parametrize("name", NON_NEGATIVE_INTS)
+def test_negative_count_raises(name):
+    with pytest.raises(ValueError, match=re.escape(f"{name}=-1 must be >= 0")):
+        ModelConfig(**{name: -1})
+
+
+@pytest.mark.parametrize("name", NON_NEGATIVE_FLOATS)
+def test_negative_loss_coefficient_raises(name):
+    with pytest.raises(ValueError, match=re.escape(f"{name}=-0.1 must be >= 0")):
+        ModelConfig(**{name: -0.1})
+
+
+@pytest.mark.parametrize("name", POSITIVE_FLOATS)
+def test_zero_positive_float_raises(name):
+    with pytest.raises(ValueError, match=re.escape(f"{name}=0.0 must be > 0")):
+        ModelConfig(**{name: 0.0})
+
+
+def test_unknown_router_raises_listing_the_known_routers():
+    with pytest.raises(ValueError, match=re.escape("router='topk' is not a known router")) as info:
+        ModelConfig(router="topk")
+    assert all(name in str(info.value) for name in ROUTERS)
+
+
+@pytest.mark.parametrize("router, top_k", [("noisy_topk", 2), ("switch", 1), ("gshard", 2), ("hash", 2),
+                                           ("expert_choice", 2), ("soft_moe", 2)])
+def test_expert_groups_need_a_softmax_or_sigmoid_router(router, top_k):
+    with pytest.raises(ValueError, match=re.escape(f"n_group=2 > 1 needs router softmax_topk or sigmoid_topk, "
+                                                   f"not {router!r}")):
+        ModelConfig(router=router, n_activated_experts=top_k, n_group=2, topk_group=1)
+
+
+@pytest.mark.parametrize("router", ["softmax_topk", "sigmoid_topk"])
+def test_expert_groups_are_accepted_with_softmax_and_sigmoid_routers(router):
+    assert ModelConfig(router=router, n_routed_experts=16, n_group=4, topk_group=2).n_group == 4
+
+
+def test_explicit_head_dim_allows_hidden_size_not_divisible_by_heads():
+    assert ModelConfig(hidden_size=250, n_heads=4, head_dim=64).head_dim == 64
+
+
+@pytest.mark.parametrize("name", POSITIVE_INTS + NON_NEGATIVE_INTS)
+def test_string_for_an_int_field_raises_value_error(name):
+    with pytest.raises(ValueError, match=re.escape(f"{name}='2' must be an integer")):
+        ModelConfig(**{name: "2"})
+
+
+@pytest.mark.parametrize("name, value", [("n_layers", 4.0), ("vocab_size", True), ("n_routed_experts", 8.0)])
+def test_float_or_bool_for_an_int_field_raises(name, value):
+    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r} must be an integer")):
+        ModelConfig(**{name: value})
+
+
+@pytest.mark.parametrize("name", POSITIVE_FLOATS + NON_NEGATIVE_FLOATS)
+def test_string_for_a_float_field_raises(name):
+    with pytest.raises(ValueError, match=re.escape(f"{name}='1.0' must be a number")):
+        ModelConfig(**{name: "1.0"})
+
+
+@pytest.mark.parametrize("name", BOOLS)
+@pytest.mark.parametrize("value", [1.0, 1, "true"])
+def test_non_bool_for_a_bool_field_raises(name, value):
+    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r} must be true or false")):
+        ModelConfig(**{name: value})
+
+
+def test_non_integer_moe_layer_index_raises_value_error():
+    with pytest.raises(ValueError, match=re.escape("moe_layer_indices=[1, '2'] must be a list of integers")):
+        ModelConfig(n_layers=4, moe_layer_indices=[1, "2"])
+
+
+def test_defaults_are_valid():
+    assert ModelConfig().moe_layers == [0, 1, 2, 3]
