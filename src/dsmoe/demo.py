@@ -1,47 +1,65 @@
-"""The quickstart's main job: build the `tiny` DeepSeekMoE preset, count it, run it once, show routing."""
+"""The quickstart's main job: train the `tiny` DeepSeekMoE preset on Tiny Shakespeare for about five
+minutes, then show validation loss and bits per byte, the per-layer expert load, a generated sample,
+and where the run's checkpoint, metrics and loss-curve plot are."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from dsmoe import presets
-from dsmoe.model import DeepSeekMoEForCausalLM, count_params
+from dsmoe.analysis.plots import plot_loss_curve
+from dsmoe.inference import SamplingConfig
+from dsmoe.inference.stream import stream_completion
+from dsmoe.model import count_params
+from dsmoe.run_config import RunConfig
+from dsmoe.runs import load_run
+from dsmoe.train.loop import train
+from dsmoe.train.metrics import load_summary, read_metrics
+
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
 
 
-def expert_load_table(model_out, moe_layers: list[int]) -> str:
-    """Per MoE layer: tokens per expert, and the max/mean load ratio (1.0 = perfectly balanced)."""
-    rows = []
-    for layer, stats in zip(moe_layers, model_out.router_stats):
-        load = stats.tokens_per_expert.float()
-        rows.append(f"layer {layer}: max/mean {load.max() / load.mean():.2f}  tokens/expert {stats.tokens_per_expert.tolist()}")
+def expert_load_table(metrics_path: Path, last_steps: int = 50) -> str:
+    """Per MoE layer, the expert load summed over the last steps: max/mean, CV, and the load itself."""
+    records = [r for r in read_metrics(metrics_path) if "experts" in r][-last_steps:]
+    rows = [f"{'layer':>5}  {'max/mean':>8}  {'CV':>5}  tokens per expert (last {len(records)} steps, % of mean)"]
+    for layer in records[-1]["experts"]:
+        load = [sum(values) for values in zip(*(r["experts"][layer]["tokens_per_expert"] for r in records))]
+        summary = load_summary(torch.tensor(load))
+        mean = sum(load) / len(load)
+        shares = " ".join(f"{100 * v / mean:3.0f}" for v in load)
+        rows.append(f"{layer:>5}  {summary['max_over_mean']:8.2f}  {summary['cv']:5.2f}  {shares}")
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", default="tiny", choices=presets.names())
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--minutes", type=float, default=5.0, help="training time budget")
+    parser.add_argument("--out", default=f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
-
-    config = presets.get(args.preset)
-    print(f"preset {args.preset!r}: {config.n_shared_experts} shared + {config.n_routed_experts} routed experts, "
-          f"top-{config.n_activated_experts}, MoE layers {config.moe_layers}\n")
-    print(count_params(config).table(), "\n")
-    torch.manual_seed(0)
-    model = DeepSeekMoEForCausalLM(config)
-    tokens = torch.randint(0, config.vocab_size, (args.batch, args.seq_len + 1))
-    start = time.perf_counter()
-    out = model(tokens[:, :-1], labels=tokens[:, 1:])
-    print(f"forward of {args.batch}x{args.seq_len} tokens in {time.perf_counter() - start:.3f}s: "
-          f"logits {tuple(out.logits.shape)}, lm_loss {out.lm_loss.item():.4f} "
-          f"(ln V = {torch.log(torch.tensor(float(config.vocab_size))).item():.4f}), "
-          + ", ".join(f"{k} {v.item():.5f}" for k, v in out.aux_losses.items()))
-    print(expert_load_table(out, config.moe_layers))
+    config = RunConfig.load(DEMO_CONFIG, [f"train.time_budget_min={args.minutes}", *args.overrides])
+    params = count_params(config.model)
+    print(f"training the tiny DeepSeekMoE ({params.total / 1e6:.1f}M params, {params.activated / 1e6:.1f}M "
+          f"activated per token) on Tiny Shakespeare for up to {args.minutes:g} minutes -> {args.out}")
+    result = train(config, Path(args.out))
+    print(f"\nstopped at step {result.step} ({result.stopped_early or 'all steps done'})")
+    print(f"validation: {result.final_eval.summary()}")
+    metrics = Path(args.out) / "metrics.jsonl"
+    print("\nexpert load per MoE layer (100 = the mean; a balanced layer is flat):")
+    print(expert_load_table(metrics))
+    print("\nsample (temperature 0.8, top-k 50):\n")
+    loaded = load_run(args.out)
+    sys.stdout.write("ROMEO:")
+    stream_completion(loaded.model, loaded.tokenizer, "ROMEO:", SamplingConfig(max_new_tokens=120), sys.stdout)
+    plot = plot_loss_curve(metrics, Path(args.out) / "loss.png")
+    print(f"\n\nrun directory {args.out}: checkpoints/, metrics.jsonl, config.toml, tokenizer.json, {plot.name}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

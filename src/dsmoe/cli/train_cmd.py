@@ -1,0 +1,37 @@
+"""Train a model (or resume a run) from a TOML config with [model], [data] and [train] sections."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dsmoe.run_config import RunConfig
+from dsmoe.train.loop import train
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file (default: the tiny preset with default data/train settings)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one field, e.g. --set model.n_routed_experts=32 --set train.lr=3e-4")
+    parser.add_argument("--data", help="text file, directory, glob, or built-in corpus (shakespeare, domains)")
+    parser.add_argument("--out", default="runs/default", help="run directory (default: runs/default)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides) + ([f"data.path={args.data!r}"] if args.data else [])
+    result = train(resolve_cli_config(args.config, overrides, Path(args.out), args.resume), Path(args.out),
+                   resume=args.resume)
+    print(f"stopped at step {result.step}" + (f" ({result.stopped_early})" if result.stopped_early else ""))
+    if result.final_eval is not None:
+        print(f"validation: {result.final_eval.summary()}")
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def resolve_cli_config(config_path: str | None, overrides: list[str], out: Path, resume: bool) -> RunConfig:
+    """--config plus --set; when resuming without --config, the run's saved config plus --set."""
+    saved = out / "config.toml"
+    if resume and config_path is None and saved.is_file():
+        return RunConfig.from_dict(RunConfig.load(saved).to_dict(), overrides)
+    return RunConfig.load(config_path, overrides)

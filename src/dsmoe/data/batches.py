@@ -1,0 +1,87 @@
+"""Batches of (input, target) windows: training batches as a pure function of (seed, step), val in order.
+
+A window is seq_len + 1 consecutive tokens starting at a multiple of seq_len; x is its first seq_len
+tokens and y its last seq_len (y is x shifted by one), so windows never overlap in their targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+
+def count_windows(n_tokens: int, seq_len: int, what: str = "the token array") -> int:
+    """How many non-overlapping windows of seq_len + 1 tokens fit in `n_tokens`; raises when none does."""
+    if n_tokens < seq_len + 1:
+        raise ValueError(
+            f"{what} has {n_tokens} tokens, fewer than the seq_len + 1 = {seq_len + 1} needed for one "
+            "sequence (use more text or a smaller seq_len)"
+        )
+    return (n_tokens - 1) // seq_len
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name}={value!r} must be a positive integer")
+
+
+def _gather(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    windows_BT = tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64)
+    return torch.from_numpy(windows_BT[:, :-1].copy()), torch.from_numpy(windows_BT[:, 1:].copy())
+
+
+@lru_cache(maxsize=4)  # a batch touches at most a few epochs; keep their orders instead of redrawing
+def _epoch_order(n_windows: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch `epoch` visits the windows: a permutation drawn from (seed, epoch) alone."""
+    mixed_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0])
+    order = torch.randperm(n_windows, generator=torch.Generator().manual_seed(mixed_seed)).numpy()
+    order.flags.writeable = False
+    return order
+
+
+class TrainBatches:
+    """Shuffled training batches; `batch(step)` depends only on (tokens, seq_len, batch_size, seed, step).
+
+    The batches form one stream of windows: position p = step * batch_size + row is window
+    order(epoch)[p % n_windows] with epoch = p // n_windows, so every epoch visits every window once
+    and resuming at step k gives the batches an uninterrupted run would have drawn.
+    """
+
+    def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, seed: int) -> None:
+        _check_positive(seq_len=seq_len, batch_size=batch_size)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be an integer >= 0")
+        self.tokens, self.seq_len, self.batch_size, self.seed = tokens, seq_len, batch_size, seed
+        self.n_windows = count_windows(len(tokens), seq_len, "the training tokens")
+
+    def epoch(self, step: int) -> float:
+        """How many passes over the training windows the batches before `step` make."""
+        return step * self.batch_size / self.n_windows
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y), int64 tensors of shape [batch_size, seq_len]; y[:, t] is the token that follows x[:, t]."""
+        if not isinstance(step, int) or step < 0:
+            raise ValueError(f"step={step!r} must be an integer >= 0")
+        positions = step * self.batch_size + np.arange(self.batch_size)
+        epochs, offsets = np.divmod(positions, self.n_windows)
+        windows = np.array([_epoch_order(self.n_windows, self.seed, int(epoch))[offset]
+                            for epoch, offset in zip(epochs, offsets)])
+        return _gather(self.tokens, windows * self.seq_len, self.seq_len)
+
+
+def val_batches(tokens: np.ndarray, seq_len: int, batch_size: int,
+                max_batches: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Every non-overlapping window of `tokens` in order (the last batch may be smaller), at most `max_batches`.
+
+    For one domain pass `split.domain_tokens(domain)` as `tokens`.
+    """
+    _check_positive(seq_len=seq_len, batch_size=batch_size)
+    if max_batches is not None:
+        _check_positive(max_batches=max_batches)
+    starts = np.arange(count_windows(len(tokens), seq_len, "the val tokens")) * seq_len
+    firsts = range(0, len(starts), batch_size)[:max_batches]
+    return (_gather(tokens, starts[first:first + batch_size], seq_len) for first in firsts)

@@ -1,0 +1,50 @@
+"""DataConfig: where the text comes from, how it is tokenized, and how it is cut into sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsmoe.data.tokenizer import check_vocab_size
+
+
+@dataclass
+class DataConfig:
+    """Configuration of the data pipeline.
+
+    path: the corpus: a text file, a directory (every non-hidden file inside, recursively, sorted),
+        a glob, or a built-in corpus name, "shakespeare" or "domains". Files may be .xz or .gz
+        compressed; a file's stem names its domain, and `<stem>.train.txt` / `<stem>.val.txt`
+        pairs give explicit splits. A built-in name wins over a same-named path ("./shakespeare"
+        names the directory). Default "shakespeare".
+    tokenizer: path to an existing tokenizer.json to reuse; None trains a new byte-level BPE on
+        the training text. Default None.
+    vocab_size: vocabulary size of the tokenizer to train (and the most token ids a reused one
+        may have); None takes the model's vocab_size. Default None.
+    seq_len: tokens per training sequence (the model sees seq_len inputs and predicts seq_len
+        targets). Default 256.
+    val_fraction: share of each file's text held out for validation, cut at a line boundary;
+        used only for files without an explicit val file. Default 0.05.
+    cache_dir: directory of the token caches ("~" is expanded). Default "~/.cache/dsmoe".
+    """
+
+    path: str = "shakespeare"
+    tokenizer: str | None = None
+    vocab_size: int | None = None
+    seq_len: int = 256
+    val_fraction: float = 0.05
+    cache_dir: str = "~/.cache/dsmoe"
+
+    def __post_init__(self) -> None:
+        for name in ("path", "cache_dir") + (("tokenizer",) if self.tokenizer is not None else ()):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name}={value!r} must be a non-empty string")
+        for name in ("seq_len",) + (("vocab_size",) if self.vocab_size is not None else ()):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.vocab_size is not None and self.tokenizer is None:
+            check_vocab_size(self.vocab_size)
+        fraction = self.val_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ValueError(f"val_fraction={fraction!r} must be in (0, 1)")

@@ -1,0 +1,1 @@
+"""Training: config, optimizer and schedules, one accumulated step, checkpoints, the loop."""

@@ -1,0 +1,85 @@
+"""Training hyper-parameters: the [train] section of a run config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEDULES = ("cosine", "step", "constant")
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass
+class TrainConfig:
+    """How to train.
+
+    steps: optimizer steps to run. Default 1000.
+    batch_size: sequences per micro-batch. Default 16.
+    grad_accum: micro-batches per optimizer step (the LM loss is weighted by each micro-batch's share
+        of the step's target tokens, aux losses by 1/grad_accum). Default 1.
+    lr: peak learning rate. Default 1e-3.
+    min_lr_ratio: cosine floor as a fraction of lr. Default 0.1.
+    warmup_steps: linear warm-up steps. Default 100.
+    schedule: "cosine" (warm-up then cosine to min_lr_ratio * lr), "step" (DeepSeekMoE Sec. 4.1.2:
+        warm-up, then lr x 0.316 at 80% and again at 90% of steps) or "constant". Default "cosine".
+    weight_decay: AdamW decoupled weight decay on matrices (see dsmoe.train.optim). Default 0.1.
+    beta1, beta2, eps: AdamW moments. Defaults 0.9, 0.95, 1e-8.
+    grad_clip: max global gradient norm; 0 disables clipping. Default 1.0.
+    dtype: "float32" or "bfloat16" (autocast; weights and optimizer stay fp32). Default "float32".
+    compile: wrap the model in torch.compile. Default False.
+    activation_checkpointing: recompute each block's activations in backward. Default False.
+    seed: seeds weights and the data order. Default 0.
+    eval_every: steps between validation evaluations (0: only at the end). Default 200.
+    eval_batches: validation batches per periodic evaluation. Default 20.
+    save_every: steps between checkpoints (0: only at the end). Default 200.
+    keep_last: checkpoints kept on disk. Default 3.
+    max_nonfinite: consecutive non-finite losses tolerated before the run stops. Default 5.
+    time_budget_min: stop (with a checkpoint) after this many minutes of training; None: no limit.
+    tensorboard: also write TensorBoard event files (needs the tensorboard package). Default False.
+    """
+
+    steps: int = 1000
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    dtype: str = "float32"
+    compile: bool = False
+    activation_checkpointing: bool = False
+    seed: int = 0
+    eval_every: int = 200
+    eval_batches: int = 20
+    save_every: int = 200
+    keep_last: int = 3
+    max_nonfinite: int = 5
+    time_budget_min: float | None = None
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "keep_last", "max_nonfinite"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"train.{name}={getattr(self, name)!r} must be an integer >= 1")
+        for name in ("warmup_steps", "eval_every", "save_every", "eval_batches", "seed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"train.{name}={getattr(self, name)!r} must be an integer >= 0")
+        for name in ("lr", "eps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"train.{name}={getattr(self, name)!r} must be > 0")
+        for name in ("weight_decay", "grad_clip", "min_lr_ratio"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"train.{name}={getattr(self, name)!r} must be >= 0")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"train.{name}={getattr(self, name)!r} must be in [0, 1)")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"train.schedule={self.schedule!r} must be one of {', '.join(SCHEDULES)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"train.dtype={self.dtype!r} must be one of {', '.join(DTYPES)}")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise ValueError(f"train.time_budget_min={self.time_budget_min!r} must be > 0 (or unset)")

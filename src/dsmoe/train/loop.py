@@ -1,0 +1,182 @@
+"""The training loop: data, model, AdamW, schedule, metrics, evaluation, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from dsmoe.data import TrainBatches, prepare_data, token_byte_lengths
+from dsmoe.eval import EvalResult, evaluate_domains
+from dsmoe.model import DeepSeekMoEForCausalLM, apply_activation_checkpointing
+from dsmoe.routers import install_bias_update
+from dsmoe.run_config import RunConfig
+from dsmoe.train import checkpoint as ckpt
+from dsmoe.train.metrics import MetricsLog, expert_metrics
+from dsmoe.train.optim import build_optimizer, build_scheduler
+from dsmoe.train.resume import resolve_run_config
+from dsmoe.train.step import StepResult, accumulate_gradients
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    stopped_early: str | None
+    final_eval: EvalResult | None
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class StopRequest:
+    """Turns Ctrl-C (SIGINT) and SIGTERM into a request honoured at the next step boundary."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def handle(self, signum, frame) -> None:
+        self.reason = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -> TrainResult:
+    """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation."""
+    run_dir = Path(run_dir)
+    config = resolve_run_config(config, run_dir, resume)
+    data = prepare_data(config.data, run_dir, config.model.vocab_size)
+    torch.manual_seed(config.train.seed)
+    model = DeepSeekMoEForCausalLM(config.model)
+    apply_activation_checkpointing(model, config.train.activation_checkpointing)
+    optimizer = build_optimizer(model, config.train)
+    scheduler = build_scheduler(optimizer, config.train)
+    install_bias_update(optimizer, model)
+    start_step = restore(run_dir, model, optimizer, scheduler) if resume else 0
+    (run_dir / "config.toml").write_text(config.to_toml())
+    trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step)
+    return trainer.run()
+
+
+def restore(run_dir: Path, model, optimizer, scheduler) -> int:
+    """Load the latest checkpoint's weights, optimizer, schedule and RNG; return its step."""
+    latest = ckpt.latest_checkpoint(run_dir)
+    ckpt.load_weights(latest, model)
+    state = ckpt.load_trainer_state(latest)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    return state["step"]
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, run_dir: Path, model, optimizer, scheduler, data, start_step: int):
+        self.config, self.cfg, self.run_dir = config, config.train, run_dir
+        self.model, self.optimizer, self.scheduler, self.data = model, optimizer, scheduler, data
+        self.step = start_step
+        self.forward_model = torch.compile(model) if self.cfg.compile else model
+        self.batches = TrainBatches(data.train.tokens, config.data.seq_len, self.cfg.batch_size * self.cfg.grad_accum,
+                                    self.cfg.seed)
+        self.token_bytes = token_byte_lengths(data.tokenizer)
+        self.val_tokens = {domain: data.val.domain_tokens(domain) for domain in data.val.domains}
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start_step)
+        self.nonfinite_streak = 0
+
+    def run(self) -> TrainResult:
+        stopped, started = None, time.perf_counter()
+        bar = tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        try:
+            with StopRequest() as stop:
+                while self.step < self.cfg.steps and stopped is None:
+                    self.train_one_step(bar)
+                    stopped = stop.reason or self.over_time_budget(started)
+        except NonFiniteLossError as error:
+            bar.close()
+            self.metrics.close()
+            raise error
+        bar.close()
+        self.save()
+        interrupted = stopped is not None and stopped != "time_budget"
+        final = None if interrupted else self.evaluate(max_batches=None)
+        if final is not None:
+            self.metrics.write({"step": self.step, "final_val": final.loss, "final_val_bpb": final.bits_per_byte})
+        self.metrics.close()
+        return TrainResult(self.run_dir, self.step, stopped, final)
+
+    def over_time_budget(self, started: float) -> str | None:
+        budget = self.cfg.time_budget_min
+        return "time_budget" if budget is not None and time.perf_counter() - started > 60 * budget else None
+
+    def train_one_step(self, bar: tqdm) -> None:
+        started = time.perf_counter()
+        inputs, labels = self.batches.batch(self.step)
+        self.model.train()
+        result = accumulate_gradients(self.forward_model, inputs, labels, self.cfg.grad_accum, self.cfg.dtype)
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        if not (math.isfinite(result.loss) and math.isfinite(grad_norm)):
+            self.skip_step(result.loss, grad_norm)
+            return
+        self.nonfinite_streak = 0
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        tokens_per_s = inputs.numel() / (time.perf_counter() - started)
+        self.log_step(result, lr, grad_norm, tokens_per_s)
+        bar.set_postfix(loss=f"{result.loss:.3f}", tok_s=f"{tokens_per_s:,.0f}")
+        bar.update(1)
+        self.maybe_eval_and_save()
+
+    def skip_step(self, loss: float, grad_norm: float) -> None:
+        """Drop this step's gradients; stop after max_nonfinite in a row (the last checkpoint stays intact)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        for module in self.model.modules():
+            if hasattr(module, "load_since_update"):
+                module.load_since_update.zero_()
+        self.nonfinite_streak += 1
+        warnings.warn(f"step {self.step}: non-finite loss {loss} / grad norm {grad_norm}; step skipped "
+                      f"({self.nonfinite_streak}/{self.cfg.max_nonfinite} in a row)", stacklevel=2)
+        if self.nonfinite_streak >= self.cfg.max_nonfinite:
+            latest = ckpt.latest_checkpoint(self.run_dir)
+            raise NonFiniteLossError(f"{self.nonfinite_streak} consecutive non-finite losses at step {self.step}; "
+                                     f"stopping. Last good checkpoint: {latest}")
+
+    def log_step(self, result: StepResult, lr: float, grad_norm: float, tokens_per_s: float) -> None:
+        self.metrics.write({"step": self.step, "loss": result.loss, "lm_loss": result.lm_loss, **result.aux_losses,
+                            "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s,
+                            "experts": expert_metrics(self.config.model.moe_layers, result.router_stats)})
+
+    def maybe_eval_and_save(self) -> None:
+        every_eval, every_save = self.cfg.eval_every, self.cfg.save_every
+        if every_eval and self.step % every_eval == 0 and self.step < self.cfg.steps:
+            result = self.evaluate(self.cfg.eval_batches)
+            self.metrics.write({"step": self.step, "val_loss": result.loss, "val_bpb": result.bits_per_byte})
+        if every_save and self.step % every_save == 0 and self.step < self.cfg.steps:
+            self.save()
+
+    def evaluate(self, max_batches: int | None) -> EvalResult:
+        return evaluate_domains(self.model, self.val_tokens, self.config.data.seq_len,
+                                self.cfg.batch_size, self.token_bytes, max_batches)
+
+    def save(self) -> Path:
+        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state()}
+        return ckpt.save_checkpoint(self.run_dir, self.step, self.model, state, self.config.to_toml(),
+                                    self.cfg.keep_last)

@@ -1,0 +1,55 @@
+"""Per-step metrics: expert-load statistics and an append-only JSONL log that survives resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from dsmoe.routers import RouterStats
+
+
+def load_summary(tokens_per_expert: torch.Tensor) -> dict[str, float]:
+    """Coefficient of variation and max/mean of one layer's expert load (0 and 1 when balanced)."""
+    load = tokens_per_expert.double()
+    mean = load.mean().clamp_min(1e-12)
+    return {"cv": (load.std(unbiased=False) / mean).item(), "max_over_mean": (load.max() / mean).item()}
+
+
+def sum_router_stats(per_micro_batch: list[list[RouterStats]]) -> list[RouterStats]:
+    """Add the stats of each MoE layer over the micro-batches of one optimizer step."""
+    return [RouterStats(sum(s.tokens_per_expert for s in layer), sum(s.dropped_tokens for s in layer))
+            for layer in zip(*per_micro_batch)]
+
+
+def expert_metrics(moe_layers: list[int], stats: list[RouterStats]) -> dict[str, dict]:
+    return {str(layer): {"tokens_per_expert": s.tokens_per_expert.tolist(), "dropped": int(s.dropped_tokens),
+                         **load_summary(s.tokens_per_expert)} for layer, s in zip(moe_layers, stats)}
+
+
+class MetricsLog:
+    """metrics.jsonl in the run directory; on resume, records after the resumed step are dropped
+    (they are recomputed), by an atomic rewrite, so the log always matches the checkpoint."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = Path(path)
+        if resume_step is not None and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", -1) <= resume_step]
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            os.replace(tmp, self.path)
+        self.file = self.path.open("a")
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

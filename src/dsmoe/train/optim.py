@@ -1,0 +1,47 @@
+"""AdamW with parameter groups, and the learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dsmoe.train.config import TrainConfig
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices (and stacked expert matrices) only.
+
+    Norm gains are scale parameters whose decay would fight the normalisation, embeddings are lookup
+    tables most of whose rows get no gradient in a step, so neither is decayed (as in GPT-2/nanoGPT
+    and DeepSeek's practice); tied weights appear once.
+    """
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_matrix = param.dim() >= 2 and not name.startswith("embed_tokens")
+        (decay if is_matrix else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                             eps=cfg.eps, foreach=True)
+
+
+def lr_multiplier(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at optimizer step `step` (0-based) as a fraction of cfg.lr."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":  # DeepSeekMoE Sec. 4.1.2: x0.316 at 80% and at 90% of training
+        return 0.316 ** ((step >= 0.8 * cfg.steps) + (step >= 0.9 * cfg.steps))
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_multiplier(step, cfg))
