@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args) or 0
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:  # bad input (a config value, a missing path): no traceback
         print(f"dsmoe {args.command}: error: {error}", file=sys.stderr)
         return 2
 

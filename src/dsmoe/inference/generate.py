@@ -22,7 +22,7 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={self.max_new_tokens} must be >= 1")
-        if self.temperature < 0:
+        if not self.temperature >= 0:  # also refuses NaN, which would reach torch.multinomial
             raise ValueError(f"temperature={self.temperature} must be >= 0 (0 = greedy)")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k={self.top_k} must be >= 1 (or unset)")

@@ -1,0 +1,92 @@
+"""Every user error ends `dsmoe` with exit code 2 and one "dsmoe CMD: error: ..." line naming the field or path."""
+
+import pytest
+
+from dsmoe.cli.main import main
+from dsmoe.run_config import RunConfig
+from dsmoe.train import checkpoint as ckpt
+from dsmoe.train.loop import train
+from train.tiny import one_thread, run_config, run_dsmoe, train_args
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("cli_errors")
+    with one_thread():
+        train(run_config(tmp_path, train__steps=1), tmp_path / "run")
+    return tmp_path / "run"
+
+
+def assert_cli_error(argv: list[str], message: str, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dsmoe {argv[0]}: error: ") and message in err, err
+    assert "Traceback" not in err
+
+
+def write(path, content: bytes):
+    path.write_bytes(content)
+    return path
+
+
+DATA_ERRORS = {
+    "missing": (lambda tmp: tmp / "nope.txt", "nope.txt' does not exist"),
+    "empty": (lambda tmp: write(tmp / "empty.txt", b"\n  \n"), "empty.txt' is empty"),
+    "binary": (lambda tmp: write(tmp / "blob.bin", b"\x7fELF\x00\x01\x02" * 100), "blob.bin' is binary"),
+    "too_short": (lambda tmp: write(tmp / "short.txt", b"to be\n" * 20), "needed for one sequence"),
+}
+
+
+@pytest.mark.parametrize("make_data, message", DATA_ERRORS.values(), ids=DATA_ERRORS.keys())
+def test_bad_corpus_is_named(make_data, message, tmp_path, capsys):
+    data = make_data(tmp_path)
+    assert_cli_error(train_args(tmp_path, tmp_path / "run") + ["--data", str(data)], message, capsys)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("train.lrr=1", "unknown key train.lrr; did you mean train.lr?"),
+    ("train.schedule=x", "train.schedule='x' must be one of"),
+    ("train.steps=0", "train.steps=0 must be an integer >= 1"),
+    ("train.dtype=fp16", "train.dtype='fp16' must be one of"),
+    ("data.vocab_size=600", "vocab_size=600 exceeds the model's vocab_size=512"),
+])
+def test_bad_setting_is_named(assignment, message, tmp_path, capsys):
+    assert_cli_error(train_args(tmp_path, tmp_path / "run") + ["--set", assignment], message, capsys)
+
+
+def test_resume_without_checkpoints(tmp_path, capsys):
+    assert_cli_error(train_args(tmp_path, tmp_path / "run") + ["--resume"], "has no checkpoint to resume from", capsys)
+
+
+def test_new_run_into_a_run_directory(trained_run, tmp_path, capsys):
+    assert_cli_error(train_args(tmp_path, trained_run), "already has checkpoints; pass --resume", capsys)
+
+
+def test_resume_with_a_config_of_another_width(trained_run, tmp_path, capsys):
+    saved = RunConfig.load(ckpt.latest_checkpoint(trained_run) / ckpt.CONFIG)
+    config = tmp_path / "wider.toml"
+    config.write_text(RunConfig.from_dict(saved.to_dict(), ["model.hidden_size=96"]).to_toml())
+    assert_cli_error(["train", "--config", str(config), "--out", str(trained_run), "--resume"],
+                     "model.hidden_size: 64 -> 96", capsys)
+
+
+@pytest.mark.parametrize("argv", [["generate", "--prompt", "x"], ["eval"]], ids=["generate", "eval"])
+def test_non_run_directory(argv, tmp_path, capsys):
+    message = f"--run {str(tmp_path)!r} is not a run directory (no config.toml)"
+    assert_cli_error([*argv, "--run", str(tmp_path)], message, capsys)
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--temperature", "-1"], "temperature=-1.0 must be >= 0"),
+    (["--top-p", "1.5"], "top_p=1.5 must be in (0, 1]"),
+    (["--max-new-tokens", "64"], "max_new_tokens=64 leaves no room for a prompt within max_seq_len=64"),
+])
+def test_bad_sampling_option(option, message, trained_run, capsys):
+    assert_cli_error(["generate", "--run", str(trained_run), "--prompt", "x", *option], message, capsys)
+
+
+def test_console_script_reports_a_missing_corpus_without_a_traceback(tmp_path):
+    finished = run_dsmoe(train_args(tmp_path, tmp_path / "run") + ["--data", str(tmp_path / "nope.txt")])
+    assert finished.returncode == 2
+    assert finished.stderr.startswith("dsmoe train: error: corpus path") and "Traceback" not in finished.stderr

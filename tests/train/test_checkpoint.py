@@ -1,0 +1,79 @@
+"""Checkpoints round-trip exactly, keep the last N, survive a failed write, and load without unpickling code."""
+
+import re
+
+import pytest
+import torch
+
+from dsmoe.train import checkpoint as ckpt
+from dsmoe.train.loop import train
+from train.tiny import run_config, tiny_model
+
+STATE = {"step": 1, "rng": torch.get_rng_state()}
+
+
+def save(run_dir, step, model, keep_last=3):
+    return ckpt.save_checkpoint(run_dir, step, model, {**STATE, "step": step}, "[model]\n", keep_last)
+
+
+def test_round_trip_gives_identical_outputs_and_keeps_tied_embeddings_tied(tmp_path):
+    model = tiny_model(seed=0, tie_word_embeddings=True)
+    fresh = tiny_model(seed=1, tie_word_embeddings=True)
+    ckpt.load_weights(save(tmp_path, 1, model), fresh)
+    assert fresh.lm_head.weight is fresh.embed_tokens.weight
+    inputs = torch.randint(0, 512, (2, 16), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(fresh.eval()(inputs).logits, model.eval()(inputs).logits)
+
+
+def test_only_the_newest_keep_last_checkpoints_remain(tmp_path):
+    model = tiny_model()
+    for step in range(1, 6):
+        save(tmp_path, step, model, keep_last=2)
+    assert [path.name for path in ckpt.checkpoint_dirs(tmp_path)] == ["step_00000004", "step_00000005"]
+
+
+WRITERS = {"save_model": (ckpt, "save_model"), "torch.save": (ckpt.torch, "save")}  # weights, trainer state
+
+
+@pytest.mark.parametrize("failing", WRITERS)
+def test_a_failed_write_leaves_the_previous_checkpoint_intact(failing, tmp_path, monkeypatch):
+    model = tiny_model()
+    previous = save(tmp_path, 1, model)
+    before = {path.name: path.read_bytes() for path in previous.iterdir()}
+
+    def full_disk(obj, path, *args, **kwargs):
+        with open(path, "wb") as file:
+            file.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(*WRITERS[failing], full_disk)
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)
+    with pytest.raises(OSError, match="No space left on device"):
+        save(tmp_path, 2, model)
+    monkeypatch.undo()
+
+    assert [path.name for path in (tmp_path / ckpt.CHECKPOINTS).iterdir()] == ["step_00000001"]  # no temp dir
+    assert {path.name: path.read_bytes() for path in previous.iterdir()} == before
+    fresh = tiny_model(seed=1)
+    ckpt.load_weights(ckpt.latest_checkpoint(tmp_path), fresh)
+    assert torch.equal(fresh.lm_head.weight, tiny_model().lm_head.weight)
+    assert ckpt.load_trainer_state(previous)["step"] == 1
+
+
+def test_weights_of_another_architecture_are_refused_naming_the_tensors(tmp_path):
+    checkpoint = save(tmp_path, 1, tiny_model())
+    with pytest.raises(ValueError, match=re.escape("missing ['layers.2.attn.k_proj.weight'")):
+        ckpt.load_weights(checkpoint, tiny_model(n_layers=3))
+    with pytest.raises(ValueError, match=re.escape("unexpected ['layers.1.attn.k_proj.weight'")):
+        ckpt.load_weights(checkpoint, tiny_model(n_layers=1))
+    with pytest.raises(RuntimeError, match="size mismatch for embed_tokens.weight"):
+        ckpt.load_weights(checkpoint, tiny_model(hidden_size=96))
+
+
+def test_the_trainer_state_of_a_real_run_loads_with_weights_only(tmp_path):
+    train(run_config(tmp_path, train__steps=2), tmp_path / "run")
+    state = torch.load(ckpt.latest_checkpoint(tmp_path / "run") / ckpt.TRAINER_STATE, weights_only=True)
+    assert state["step"] == 2 and state["scheduler"]["last_epoch"] == 2
+    assert set(state) == {"step", "optimizer", "scheduler", "rng"}
+    assert all(param_state["step"] == 2 for param_state in state["optimizer"]["state"].values())

@@ -1,0 +1,33 @@
+"""Ctrl-C (SIGINT) stops `dsmoe train` cleanly at a step boundary with a checkpoint that --resume continues."""
+
+import signal
+import subprocess
+
+from dsmoe.train import checkpoint as ckpt
+from train.tiny import DSMOE, cli_env, read_steps, run_dsmoe, train_args, wait_for
+
+MANY_STEPS = 100_000  # far more than the run gets through before the test interrupts it
+
+
+def test_sigint_saves_the_step_reached_and_resume_continues_from_it(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen([str(DSMOE), *train_args(tmp_path, out, train__steps=MANY_STEPS, train__save_every=0,
+                                                        train__eval_every=0, train__schedule="constant")],
+                               env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(read_steps(out / "metrics.jsonl")) >= 3, process, what="step 3")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    reached = len(read_steps(out / "metrics.jsonl"))
+    assert stdout.startswith(f"stopped at step {reached} (SIGINT)\n") and "validation:" not in stdout
+    assert ckpt.latest_checkpoint(out).name == f"step_{reached:08d}"
+    assert ckpt.load_trainer_state(ckpt.latest_checkpoint(out))["step"] == reached
+
+    resumed = run_dsmoe(["train", "--out", str(out), "--resume", "--set", f"train.steps={reached + 2}"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith(f"stopped at step {reached + 2}\nvalidation: loss ")
+    assert [record["step"] for record in read_steps(out / "metrics.jsonl")] == list(range(1, reached + 3))
+    assert ckpt.latest_checkpoint(out).name == f"step_{reached + 2:08d}"
