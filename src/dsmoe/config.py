@@ -14,6 +14,11 @@ from typing import Any
 import tomli_w
 
 DISPATCH_CHOICES = ("auto", "grouped_mm", "loop")
+ATTENTION_CHOICES = ("mha", "mla")
+QK_NORM_CHOICES = ("none", "head", "full")
+ROPE_SCALING_CHOICES = ("none", "yarn")
+YARN_FIELDS = ("rope_scaling_factor", "rope_original_max_position_embeddings", "rope_beta_fast", "rope_beta_slow",
+               "rope_mscale", "rope_mscale_all_dim")  # used only when rope_scaling_type="yarn"
 DERIVED_FIELDS = ("n_kv_heads", "head_dim")  # None = derived; kept None by to_dict, replace and save
 
 
@@ -26,11 +31,46 @@ class ModelConfig:
         hidden_size: width of the residual stream (d_model). Default 256.
         n_layers: number of decoder blocks. Default 4.
         n_heads: number of attention query heads. Default 4.
-        n_kv_heads: number of key/value heads (grouped-query attention); None means n_heads.
-        head_dim: width of one attention head; None means hidden_size // n_heads.
+        n_kv_heads: number of key/value heads (grouped-query attention); None means n_heads. MHA only.
+        head_dim: width of one attention head; None means hidden_size // n_heads. MHA only (MLA sets
+            its widths with qk_nope_head_dim, qk_rope_head_dim and v_head_dim).
         max_seq_len: longest sequence the model (and its KV cache) accepts. Default 512.
         rope_theta: RoPE base frequency. Default 10000.0.
-        norm_eps: epsilon of every RMSNorm. Default 1e-6.
+        norm_eps: epsilon of every RMSNorm (MLA's two low-rank norms use 1e-6, as DeepSeek's code). Default 1e-6.
+
+    Attention
+        attention: "mha" (multi-head attention with grouped-query heads) or "mla" (multi-head latent
+            attention, DeepSeek-V2 Sec. 2.1, DeepSeek-V3 Sec. 2.1.1). Default "mha".
+        attention_bias: biases on the projections that read the residual stream: q/k/v for "mha"
+            (Qwen2-MoE's qkv_bias), q_a_proj and kv_a_proj_with_mqa for "mla" (as transformers'
+            DeepseekV3Attention). Default False.
+        o_proj_bias: bias on the output projection (with attention_bias: Llama, Qwen3-MoE and OLMoE's
+            attention_bias; DeepSeek-V3's MLA puts it on o_proj too). Default False.
+        qk_norm: RMSNorm on queries and keys before RoPE: "none", "head" (per head over head_dim, Qwen3-MoE)
+            or "full" (over the whole q and k projections, OLMoE). Only with attention="mha". Default "none".
+        q_lora_rank: MLA query compression width d_c' (DeepSeek-V2 Eq. 12); None projects queries
+            directly (DeepSeek-V2-Lite). Default None.
+        kv_lora_rank: MLA key/value latent width d_c, the per-token cache with qk_rope_head_dim. Default 128.
+        qk_nope_head_dim: MLA per-head query/key width without RoPE (d_h). Default 64.
+        qk_rope_head_dim: MLA decoupled RoPE width d_h^R, one key shared by all heads. Default 32.
+        v_head_dim: MLA per-head value width. Default 64.
+        mla_absorb: compute MLA with W_UK folded into the query and W_UV applied after attending to the
+            latent (DeepSeek-V2 Sec. 2.1.2; DeepSeek-V3 inference attn_impl="absorb"); same logits as the
+            plain path, which expands per-head keys and values. Default False.
+
+    Rotary position embedding
+        rope_interleave: rotate pairs (2i, 2i+1) (DeepSeek's MLA checkpoints: transformers' rope_interleave)
+            instead of the half-split pairs (i, i + d/2) of Llama. Default False.
+        rope_scaling_type: "none" or "yarn" (Peng et al. 2023), computed as transformers'
+            _compute_yarn_parameters (with truncate=True). The rope_* fields below apply only to "yarn".
+            Default "none".
+        rope_scaling_factor: YaRN context extension factor s (>= 1). Default 1.0.
+        rope_original_max_position_embeddings: pretraining context length; required by "yarn". Default None.
+        rope_beta_fast, rope_beta_slow: rotation counts bounding YaRN's interpolation ramp. Default 32.0, 1.0.
+        rope_mscale, rope_mscale_all_dim: DeepSeek's YaRN attention-temperature multipliers; 0 means unset.
+            cos/sin are scaled by mscale(s, rope_mscale) / mscale(s, rope_mscale_all_dim) when both are set,
+            else by mscale(s) = 0.1 ln s + 1; the softmax scale is multiplied by mscale(s, rope_mscale_all_dim)^2
+            when rope_mscale_all_dim is set (DeepSeek-V2/V3 attention). Default 0.0, 0.0.
 
     Feed-forward layers
         intermediate_size: width of a dense SwiGLU FFN (used in dense layers). Default 1024.
@@ -40,6 +80,10 @@ class ModelConfig:
             0 makes every layer dense. Default 16.
         n_shared_experts: always-active shared experts (K_s), stored as one fused SwiGLU of width
             n_shared_experts * moe_intermediate_size, as DeepSeek's checkpoints store it. Default 1.
+        shared_expert_intermediate_size: width of the fused shared expert when it is not
+            n_shared_experts * moe_intermediate_size (Qwen2-MoE); None derives it. Default None.
+        shared_expert_gate: scale the shared experts' output by sigmoid(w^T u_t), a Linear(hidden_size, 1)
+            (Qwen2-MoE's shared_expert_gate). Default False.
         n_activated_experts: routed experts chosen per token, the top-k (K' = mK - K_s). Default 4.
         first_k_dense_replace: the first k layers use a dense FFN instead of MoE. Default 0.
         moe_layer_freq: a layer i >= first_k_dense_replace is MoE when i % moe_layer_freq == 0.
@@ -51,10 +95,14 @@ class ModelConfig:
         router: name of the router in `dsmoe.routers.ROUTERS` (softmax_topk, sigmoid_topk,
             noisy_topk, switch, gshard, hash, expert_choice, soft_moe). Default "softmax_topk".
         norm_topk_prob: renormalise the top-k combine weights to sum to 1. Default False
-            (DeepSeekMoE-16B does not; DeepSeek-V3 does).
-        routed_scaling_factor: multiplies the routed combine weights (DeepSeek-V3: 2.5). Default 1.0.
+            (DeepSeekMoE-16B does not; DeepSeek-V3 does). Mixtral's softmax over the top-k logits is
+            softmax_topk with norm_topk_prob=True (the two are equal).
+        routed_scaling_factor: multiplies the routed combine weights, after any renormalisation
+            (DeepSeek-V3: 2.5; DeepSeek-V2: 16.0 without renormalisation). Default 1.0.
         n_group: expert groups for group-/device-limited routing (DeepSeek-V2 Sec. 2.2.2,
-            DeepSeek-V3 Sec. 2.1.2); 1 disables it. Default 1.
+            DeepSeek-V3 Sec. 2.1.2); 1 disables it. DeepSeek-V2's topk_method "greedy" is softmax_topk
+            with n_group=1, "group_limited_greedy" softmax_topk with groups (scored by their best expert);
+            DeepSeek-V3's "noaux_tc" is sigmoid_topk with groups (scored by their top-2 sum). Default 1.
         topk_group: groups a token may route to (M in DeepSeek-V2). Default 1.
         capacity_factor: expert capacity multiplier for the capacity routers (switch, gshard,
             expert_choice): capacity = ceil(capacity_factor * tokens * top_k / n_routed_experts).
@@ -76,6 +124,12 @@ class ModelConfig:
         bias_update_speed: gamma of auxiliary-loss-free balancing (DeepSeek-V3 Sec. 2.1.2), used by
             the sigmoid_topk router's per-expert bias, updated once per optimizer step. Default 0.001.
 
+    Multi-token prediction (DeepSeek-V3 Sec. 2.2)
+        n_mtp_modules: D sequential MTP modules; module k predicts the token k + 1 ahead. 0 disables
+            MTP. Default 0.
+        mtp_loss_weight: lambda of L_MTP = lambda / D * sum_k L_MTP^k (Eq. 25), reported as
+            aux_losses["mtp"]. Default 0.3 (DeepSeek-V3's first 10T tokens).
+
     Embeddings and initialisation
         tie_word_embeddings: share the input embedding with the output head. Default False.
         init_std: standard deviation of the normal weight initialisation. Default 0.02.
@@ -90,10 +144,30 @@ class ModelConfig:
     max_seq_len: int = 512
     rope_theta: float = 10000.0
     norm_eps: float = 1e-6
+    attention: str = "mha"
+    attention_bias: bool = False
+    o_proj_bias: bool = False
+    qk_norm: str = "none"
+    q_lora_rank: int | None = None
+    kv_lora_rank: int = 128
+    qk_nope_head_dim: int = 64
+    qk_rope_head_dim: int = 32
+    v_head_dim: int = 64
+    mla_absorb: bool = False
+    rope_interleave: bool = False
+    rope_scaling_type: str = "none"
+    rope_scaling_factor: float = 1.0
+    rope_original_max_position_embeddings: int | None = None
+    rope_beta_fast: float = 32.0
+    rope_beta_slow: float = 1.0
+    rope_mscale: float = 0.0
+    rope_mscale_all_dim: float = 0.0
     intermediate_size: int = 1024
     moe_intermediate_size: int = 128
     n_routed_experts: int = 16
     n_shared_experts: int = 1
+    shared_expert_intermediate_size: int | None = None
+    shared_expert_gate: bool = False
     n_activated_experts: int = 4
     first_k_dense_replace: int = 0
     moe_layer_freq: int = 1
@@ -111,6 +185,8 @@ class ModelConfig:
     seq_aux: bool = False
     z_loss_coef: float = 0.0
     bias_update_speed: float = 0.001
+    n_mtp_modules: int = 0
+    mtp_loss_weight: float = 0.3
     tie_word_embeddings: bool = False
     init_std: float = 0.02
 
@@ -138,6 +214,18 @@ class ModelConfig:
             for i in range(self.n_layers)
             if i >= self.first_k_dense_replace and i % self.moe_layer_freq == 0
         ]
+
+    @property
+    def rope_head_dim(self) -> int:
+        """Width RoPE rotates: the whole head for MHA, the decoupled qk_rope_head_dim for MLA."""
+        return self.qk_rope_head_dim if self.attention == "mla" else self.head_dim
+
+    @property
+    def shared_expert_width(self) -> int:
+        """Width of the fused shared-expert SwiGLU (0: no shared experts)."""
+        if self.shared_expert_intermediate_size is not None:
+            return self.shared_expert_intermediate_size
+        return self.n_shared_experts * self.moe_intermediate_size
 
     @property
     def slots_per_expert(self) -> int:

@@ -7,13 +7,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dsmoe.config import ModelConfig
 
-OPTIONAL_INTS = ("n_kv_heads", "head_dim")  # None: derived from n_heads and hidden_size
+OPTIONAL_INTS = ("n_kv_heads", "head_dim",  # None: derived from n_heads and hidden_size
+                 "q_lora_rank", "shared_expert_intermediate_size", "rope_original_max_position_embeddings")
 POSITIVE_INTS = ("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim", "max_seq_len", "intermediate_size", "moe_intermediate_size", "moe_layer_freq",
-                 "n_group", "topk_group", "n_devices")
-NON_NEGATIVE_INTS = ("n_routed_experts", "n_shared_experts", "first_k_dense_replace")
-POSITIVE_FLOATS = ("rope_theta", "norm_eps", "capacity_factor", "init_std", "routed_scaling_factor")
-NON_NEGATIVE_FLOATS = ("aux_loss_alpha", "device_balance_alpha", "z_loss_coef", "bias_update_speed")
-BOOLS = ("norm_topk_prob", "seq_aux", "tie_word_embeddings")
+                 "n_group", "topk_group", "n_devices", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+                 "qk_rope_head_dim", "v_head_dim", "shared_expert_intermediate_size",
+                 "rope_original_max_position_embeddings")
+NON_NEGATIVE_INTS = ("n_routed_experts", "n_shared_experts", "first_k_dense_replace", "n_mtp_modules")
+POSITIVE_FLOATS = ("rope_theta", "norm_eps", "capacity_factor", "init_std", "routed_scaling_factor",
+                   "rope_scaling_factor", "rope_beta_fast", "rope_beta_slow")
+NON_NEGATIVE_FLOATS = ("aux_loss_alpha", "device_balance_alpha", "z_loss_coef", "bias_update_speed",
+                       "rope_mscale", "rope_mscale_all_dim", "mtp_loss_weight")
+BOOLS = ("norm_topk_prob", "seq_aux", "tie_word_embeddings", "attention_bias", "o_proj_bias", "mla_absorb",
+         "rope_interleave", "shared_expert_gate")
 
 
 def _fail(name: str, value, rule: str) -> None:
@@ -44,7 +50,22 @@ def _check_types(cfg: "ModelConfig") -> None:
             _fail(name, getattr(cfg, name), "must be true or false")
 
 
+def _check_choices(cfg: "ModelConfig") -> None:
+    from dsmoe.config import ATTENTION_CHOICES, DISPATCH_CHOICES, QK_NORM_CHOICES, ROPE_SCALING_CHOICES
+
+    for name, choices in (("attention", ATTENTION_CHOICES), ("qk_norm", QK_NORM_CHOICES),
+                          ("rope_scaling_type", ROPE_SCALING_CHOICES), ("dispatch", DISPATCH_CHOICES)):
+        if getattr(cfg, name) not in choices:
+            _fail(name, getattr(cfg, name), f"must be one of {', '.join(choices)}")
+
+
 def _check_attention(cfg: "ModelConfig") -> None:
+    if cfg.attention == "mla":
+        _check_latent_attention(cfg)
+        return
+    for name in ("q_lora_rank", "mla_absorb"):
+        if getattr(cfg, name):
+            _fail(name, getattr(cfg, name), "needs attention='mla'")
     if cfg.head_dim is None and cfg.hidden_size % cfg.n_heads != 0:
         _fail("hidden_size", cfg.hidden_size, f"is not divisible by n_heads={cfg.n_heads} (or set head_dim explicitly)")
     n_kv_heads = cfg.n_kv_heads or cfg.n_heads
@@ -55,15 +76,43 @@ def _check_attention(cfg: "ModelConfig") -> None:
         _fail("head_dim", head_dim, "must be even (RoPE rotates pairs of dimensions)")
 
 
+def _check_latent_attention(cfg: "ModelConfig") -> None:
+    for name in ("n_kv_heads", "head_dim"):
+        if getattr(cfg, name) is not None:
+            _fail(name, getattr(cfg, name),
+                  "has no meaning with attention='mla' (leave it unset; MLA caches one latent)")
+    if cfg.qk_norm != "none":
+        _fail("qk_norm", cfg.qk_norm, "must be 'none' with attention='mla' (MLA normalises its latents instead)")
+    if cfg.qk_rope_head_dim % 2 != 0:
+        _fail("qk_rope_head_dim", cfg.qk_rope_head_dim, "must be even (RoPE rotates pairs of dimensions)")
+
+
+def _check_rope(cfg: "ModelConfig") -> None:
+    import dataclasses
+
+    from dsmoe.config import YARN_FIELDS
+
+    if cfg.rope_scaling_type == "none":
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.name in YARN_FIELDS}
+        for name in YARN_FIELDS:
+            if getattr(cfg, name) != defaults[name]:
+                _fail(name, getattr(cfg, name), "has no effect unless rope_scaling_type='yarn'")
+        return
+    if cfg.rope_original_max_position_embeddings is None:
+        _fail("rope_original_max_position_embeddings", None, "must be set when rope_scaling_type='yarn'")
+    if cfg.rope_scaling_factor < 1:
+        _fail("rope_scaling_factor", cfg.rope_scaling_factor, "must be >= 1 (YaRN extends the context)")
+
+
 def _check_experts(cfg: "ModelConfig") -> None:
     from dsmoe.routers import ROUTERS
 
     if cfg.router not in ROUTERS:
         _fail("router", cfg.router, f"is not a known router; choose one of: {', '.join(sorted(ROUTERS))}")
-    from dsmoe.config import DISPATCH_CHOICES
-
-    if cfg.dispatch not in DISPATCH_CHOICES:
-        _fail("dispatch", cfg.dispatch, f"must be one of {', '.join(DISPATCH_CHOICES)}")
+    if cfg.shared_expert_intermediate_size is not None and cfg.n_shared_experts == 0:
+        _fail("shared_expert_intermediate_size", cfg.shared_expert_intermediate_size, "needs n_shared_experts >= 1")
+    if cfg.shared_expert_gate and cfg.n_shared_experts == 0:
+        _fail("shared_expert_gate", True, "needs a shared expert (n_shared_experts >= 1)")
     if cfg.n_routed_experts == 0:
         if cfg.moe_layer_indices:
             _fail("moe_layer_indices", cfg.moe_layer_indices, "needs n_routed_experts > 0")
@@ -114,6 +163,8 @@ def _check_layers(cfg: "ModelConfig") -> None:
 def validate(cfg: "ModelConfig") -> None:
     """Raise ValueError on the first bad value or combination."""
     _check_types(cfg)
+    _check_choices(cfg)
     _check_attention(cfg)
+    _check_rope(cfg)
     _check_experts(cfg)
     _check_layers(cfg)

@@ -1,4 +1,5 @@
-"""The model: norms, RoPE, attention, FFN, experts, MoE layer, decoder block, language model."""
+"""The model: norms, RoPE (and YaRN), attention (MHA and MLA), FFN, experts, MoE layer, decoder block,
+multi-token prediction, language model."""
 
 from dsmoe.model.accounting import ParamCount, count_module_params, count_params
 from dsmoe.model.kv_cache import KVCache

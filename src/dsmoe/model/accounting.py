@@ -9,7 +9,7 @@ from torch import nn
 
 from dsmoe.config import ModelConfig
 
-COMPONENTS = ("embeddings", "attention", "dense_ffn", "shared_experts", "routed_experts", "router", "norms")
+COMPONENTS = ("embeddings", "attention", "dense_ffn", "shared_experts", "routed_experts", "router", "norms", "mtp")
 
 
 @dataclass
@@ -28,7 +28,9 @@ class ParamCount:
 
 
 def component_of(name: str) -> str:
-    """Which component a parameter name belongs to."""
+    """Which component a parameter name belongs to (everything in the MTP modules is "mtp")."""
+    if name.startswith("mtp."):
+        return "mtp"
     if name.startswith(("embed_tokens", "lm_head")):
         return "embeddings"
     if ".attn." in name:
@@ -37,7 +39,7 @@ def component_of(name: str) -> str:
         return "router"
     if ".ffn.experts." in name:
         return "routed_experts"
-    if ".ffn.shared_experts." in name:
+    if ".ffn.shared_expert" in name:  # the fused shared experts and their gate
         return "shared_experts"
     if ".ffn." in name:
         return "dense_ffn"
@@ -45,13 +47,14 @@ def component_of(name: str) -> str:
 
 
 def count_module_params(model: nn.Module, config: ModelConfig) -> ParamCount:
-    """Count an instantiated (or meta) model; routed experts are activated in the ratio K'/N'."""
+    """Count an instantiated (or meta) model; routed experts (also the MTP modules') are activated in the
+    ratio K'/N'. MTP modules count as activated: every training token passes through them."""
     totals = dict.fromkeys(COMPONENTS, 0)
     activated = dict.fromkeys(COMPONENTS, 0)
     for name, param in model.named_parameters():
         component = component_of(name)
         totals[component] += param.numel()
-        if component == "routed_experts":
+        if ".ffn.experts." in name:
             activated[component] += param.numel() * config.n_activated_experts // config.n_routed_experts
         else:
             activated[component] += param.numel()

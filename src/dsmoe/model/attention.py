@@ -1,4 +1,5 @@
-"""Causal multi-head attention with grouped-query heads, RoPE and an optional KV cache."""
+"""Causal multi-head attention with grouped-query heads, RoPE, an optional KV cache, optional q/k/v and
+output biases (Qwen2-MoE, Llama) and optional q/k RMSNorm per head (Qwen3-MoE) or per projection (OLMoE)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from torch import nn
 
 from dsmoe.config import ModelConfig
 from dsmoe.model.kv_cache import KVCache
+from dsmoe.model.norm import RMSNorm
 from dsmoe.model.rope import apply_rope
+from dsmoe.model.yarn import softmax_scale
 
 
 def causal_mask(n_query: int, n_past: int, device: torch.device) -> torch.Tensor | None:
@@ -19,28 +22,52 @@ def causal_mask(n_query: int, n_past: int, device: torch.device) -> torch.Tensor
     return query_pos >= torch.arange(n_past + n_query, device=device).unsqueeze(0)
 
 
+def causal_attention(q_BHLD: torch.Tensor, k_BHSD: torch.Tensor, v_BHSE: torch.Tensor, n_past: int,
+                     scale: float) -> torch.Tensor:
+    """softmax(scale * q k^T + causal mask) v, with fewer key/value heads shared by groups of query heads."""
+    seq_len = q_BHLD.shape[2]
+    mask = causal_mask(seq_len, n_past, q_BHLD.device)
+    return F.scaled_dot_product_attention(q_BHLD, k_BHSD, v_BHSE, attn_mask=mask,
+                                          is_causal=mask is None and seq_len > 1, scale=scale,
+                                          enable_gqa=k_BHSD.shape[1] != q_BHLD.shape[1])
+
+
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig, layer_idx: int):
         super().__init__()
         self.layer_idx = layer_idx
         self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
-        self.q_proj = nn.Linear(config.hidden_size, self.n_heads * self.head_dim, bias=False)
-        self.k_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
-        self.v_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
-        self.o_proj = nn.Linear(self.n_heads * self.head_dim, config.hidden_size, bias=False)
+        q_width, kv_width = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        self.q_proj = nn.Linear(config.hidden_size, q_width, bias=config.attention_bias)
+        self.k_proj = nn.Linear(config.hidden_size, kv_width, bias=config.attention_bias)
+        self.v_proj = nn.Linear(config.hidden_size, kv_width, bias=config.attention_bias)
+        self.o_proj = nn.Linear(q_width, config.hidden_size, bias=config.o_proj_bias)
+        self.qk_norm = config.qk_norm
+        norm_widths = {"head": (self.head_dim, self.head_dim), "full": (q_width, kv_width)}.get(config.qk_norm)
+        self.q_norm = RMSNorm(norm_widths[0], config.norm_eps) if norm_widths else None
+        self.k_norm = RMSNorm(norm_widths[1], config.norm_eps) if norm_widths else None
+        self.rope_interleave = config.rope_interleave
+        self.softmax_scale = softmax_scale(config, self.head_dim)
+
+    def heads(self, x_BLX: torch.Tensor, n_heads: int, norm: RMSNorm | None = None) -> torch.Tensor:
+        """[B, L, n_heads * head_dim] -> [B, n_heads, L, head_dim], normalised as qk_norm asks."""
+        if norm is not None and self.qk_norm == "full":
+            x_BLX = norm(x_BLX)
+        x_BLHD = x_BLX.unflatten(-1, (n_heads, self.head_dim))
+        if norm is not None and self.qk_norm == "head":
+            x_BLHD = norm(x_BLHD)
+        return x_BLHD.transpose(1, 2)
 
     def forward(self, x_BLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor,
                 cache: KVCache | None = None) -> torch.Tensor:
         batch, seq_len, _ = x_BLD.shape
-        q = self.q_proj(x_BLD).view(batch, seq_len, self.n_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x_BLD).view(batch, seq_len, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x_BLD).view(batch, seq_len, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos_LD, sin_LD), apply_rope(k, cos_LD, sin_LD)
+        q = self.heads(self.q_proj(x_BLD), self.n_heads, self.q_norm)
+        k = self.heads(self.k_proj(x_BLD), self.n_kv_heads, self.k_norm)
+        v = self.heads(self.v_proj(x_BLD), self.n_kv_heads)
+        q, k = apply_rope(q, cos_LD, sin_LD, self.rope_interleave), apply_rope(k, cos_LD, sin_LD, self.rope_interleave)
         n_past = 0
         if cache is not None:
             n_past = cache.length
             k, v = cache.update(self.layer_idx, k, v)
-        mask = causal_mask(seq_len, n_past, x_BLD.device)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and seq_len > 1,
-                                             enable_gqa=self.n_kv_heads != self.n_heads)
+        out = causal_attention(q, k, v, n_past, self.softmax_scale)
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq_len, -1))

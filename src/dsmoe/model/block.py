@@ -9,9 +9,12 @@ from dsmoe.config import ModelConfig
 from dsmoe.model.attention import Attention
 from dsmoe.model.ffn import SwiGLU
 from dsmoe.model.kv_cache import KVCache
+from dsmoe.model.mla import MultiHeadLatentAttention
 from dsmoe.model.moe import MoE
 from dsmoe.model.norm import RMSNorm
 from dsmoe.routers import RouterStats
+
+ATTENTIONS = {"mha": Attention, "mla": MultiHeadLatentAttention}
 
 
 class DecoderBlock(nn.Module):
@@ -19,7 +22,7 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.is_moe = layer_idx in config.moe_layers
         self.attn_norm = RMSNorm(config.hidden_size, config.norm_eps)
-        self.attn = Attention(config, layer_idx)
+        self.attn = ATTENTIONS[config.attention](config, layer_idx)
         self.ffn_norm = RMSNorm(config.hidden_size, config.norm_eps)
         self.ffn = MoE(config) if self.is_moe else SwiGLU(config.hidden_size, config.intermediate_size)
 

@@ -6,6 +6,8 @@ Conventions (each stated where it is used):
   Hoffmann et al. 2022, App. F).
 - Routed experts count in the ratio K'/N' (exact for dropless top-k; the capacity, expert-choice and
   Soft MoE routers are sized to match it on average).
+- MTP modules count in FLOPs and activations (they run in every training forward), not in the KV cache.
+- Multi-head latent attention counts as its plain path (per-head keys and values expanded from the latent).
 - Sizes print in decimal units (1 GB = 1e9 bytes).
 """
 
@@ -23,6 +25,7 @@ from dsmoe.model.attention import Attention
 from dsmoe.model.block import DecoderBlock
 from dsmoe.model.experts import RoutedExperts
 from dsmoe.model.ffn import SwiGLU
+from dsmoe.model.mla import MultiHeadLatentAttention
 from dsmoe.model.moe import MoE
 from dsmoe.model.transformer import DeepSeekMoEForCausalLM
 from dsmoe.routers import Router
@@ -117,7 +120,9 @@ def bytes_per_element(dtype: str) -> int:
 
 def matmul_weights_per_token(model: nn.Module, config: ModelConfig) -> int:
     """Matmul weight elements one token multiplies with: every nn.Linear (attention, dense FFN, shared
-    experts, LM head), K'/N' of the routed experts and the router gate; embedding lookups are free."""
+    experts, LM head), K'/N' of the routed experts and the router gate; embedding lookups are free.
+    Each MTP depth adds its module and another pass through the shared head (depth k sees L - k of the
+    L positions; counted as L, exact as L grows)."""
     weights = 0
     for module in model.modules():
         if isinstance(module, nn.Linear):
@@ -129,15 +134,48 @@ def matmul_weights_per_token(model: nn.Module, config: ModelConfig) -> int:
         else:
             continue
         weights += count
-    return weights
+    return weights + config.n_mtp_modules * model.lm_head.weight.numel()
+
+
+@dataclass
+class AttentionWidths:
+    """Per-token elements of one attention layer: queries, keys and values as attended (all heads), the
+    KV-cache entry, the MHA cache it replaces, and the latents MLA also keeps for backward."""
+
+    query: int
+    key: int
+    value: int
+    cached: int
+    cached_mha: int
+    latent: int
+
+
+def attention_widths(attn: nn.Module) -> AttentionWidths:
+    """MHA/GQA caches keys and values (n_kv_heads * head_dim each; MHA: n_heads); MLA caches c_kv and the
+    shared RoPE key, kv_lora_rank + qk_rope_head_dim (DeepSeek-V2 Sec. 2.1.4, Table 1)."""
+    if isinstance(attn, MultiHeadLatentAttention):
+        key, value = attn.n_heads * attn.qk_head_dim, attn.n_heads * attn.v_head_dim
+        cached = attn.kv_lora_rank + attn.qk_rope_head_dim
+        return AttentionWidths(key, key, value, cached, key + value, cached + (attn.q_lora_rank or 0))
+    key, value = attn.k_proj.out_features, attn.v_proj.out_features
+    return AttentionWidths(attn.q_proj.out_features, key, value, key + value, 2 * attn.q_proj.out_features, 0)
+
+
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, (Attention, MultiHeadLatentAttention))]
 
 
 def attention_flops_per_token(model: nn.Module, seq_len: int) -> int:
-    """Scores QK^T and the value sum, 2 * 2 * n_heads * head_dim * context per layer (Chinchilla App. F),
-    over the average causal context (seq_len + 1) / 2 of a forward pass over a whole sequence:
-    token t attends to t keys, so the per-token mean over t = 1..L is (L + 1) / 2."""
-    q_widths = [m.q_proj.out_features for m in model.modules() if isinstance(m, Attention)]
-    return sum(2 * width * (seq_len + 1) for width in q_widths)
+    """Scores QK^T and the value sum, 2 * n_heads * (qk_head_dim + v_head_dim) * context per layer
+    (Chinchilla App. F: 2 * 2 * n_heads * head_dim), over the average causal context (seq_len + 1) / 2 of a
+    forward pass over a whole sequence: token t attends to t keys, so the mean over t = 1..L is (L + 1) / 2.
+    Values count per query head (GQA shares them, each head still sums them)."""
+    flops = 0
+    for attn in attention_modules(model):
+        widths = attention_widths(attn)
+        value_per_query_head = widths.value * widths.query // widths.key
+        flops += (widths.query + value_per_query_head) * (seq_len + 1)
+    return flops
 
 
 def swiglu_activation_elements(ffn: SwiGLU, rows: int) -> int:
@@ -157,11 +195,12 @@ def moe_activation_bytes(moe: MoE, tokens: int, top_k: int, element_bytes: int) 
 
 def block_activation_bytes(block: DecoderBlock, tokens: int, top_k: int, element_bytes: int) -> int:
     """Tensors one pre-norm block saves for backward: both norms' inputs and outputs [T, D] each;
-    q, k, v (after RoPE) and the attention output [T, H*hd or H_kv*hd], with a fused (flash-style)
-    attention that keeps no [L, L] scores; the FFN's intermediates (dense SwiGLU or MoE)."""
+    q, k, v (after RoPE), MLA's latents and the attention output [T, H*hd or H_kv*hd], with a fused
+    (flash-style) attention that keeps no [L, L] scores; the FFN's intermediates (dense SwiGLU or MoE)."""
     hidden = block.attn_norm.weight.numel()
-    attn = block.attn
-    attention = tokens * (2 * attn.q_proj.out_features + 2 * attn.k_proj.out_features)
+    widths = attention_widths(block.attn)
+    output = widths.value * widths.query // widths.key
+    attention = tokens * (widths.query + widths.key + widths.value + widths.latent + output)
     norms = 4 * tokens * hidden
     if block.is_moe:
         return (norms + attention) * element_bytes + moe_activation_bytes(block.ffn, tokens, top_k, element_bytes)
@@ -171,23 +210,25 @@ def block_activation_bytes(block: DecoderBlock, tokens: int, top_k: int, element
 def activation_bytes(model: nn.Module, config: ModelConfig, tokens: int, element_bytes: int) -> tuple[int, int]:
     """(without, with per-block checkpointing) activation bytes of one training step of `tokens` tokens.
 
-    Both count the head: final norm output [T, D] and the logits [T, V] in fp32 (the cross-entropy input).
-    Without checkpointing every block's saved tensors are live at the start of backward; with per-block
-    checkpointing only each block's input [T, D] is kept, plus one block's recomputed saved tensors.
+    Both count the head: final norm output [T, D] and the logits [T, V] in fp32 (the cross-entropy input),
+    once more per MTP depth, whose blocks count like the main ones. Without checkpointing every block's
+    saved tensors are live at the start of backward; with per-block checkpointing only each block's input
+    [T, D] is kept, plus one block's recomputed saved tensors.
     """
-    blocks = [block_activation_bytes(b, tokens, config.n_activated_experts, element_bytes) for b in model.layers]
-    head = tokens * (config.hidden_size * element_bytes + config.vocab_size * FP32_BYTES)
+    all_blocks = list(model.layers) + ([m.block for m in model.mtp.layers] if model.mtp is not None else [])
+    blocks = [block_activation_bytes(b, tokens, config.n_activated_experts, element_bytes) for b in all_blocks]
+    heads = 1 + config.n_mtp_modules
+    head = heads * tokens * (config.hidden_size * element_bytes + config.vocab_size * FP32_BYTES)
     block_inputs = len(blocks) * tokens * config.hidden_size * element_bytes
     return sum(blocks) + head, block_inputs + max(blocks) + head
 
 
 def kv_cache_bytes_per_token(model: nn.Module, element_bytes: int) -> tuple[int, int]:
-    """(cached, MHA equivalent): keys and values of every layer, 2 * n_layers * n_kv_heads * head_dim
-    elements per token; with n_kv_heads = n_heads for the MHA comparison (GQA, Ainslie et al. 2023)."""
-    attentions = [m for m in model.modules() if isinstance(m, Attention)]
-    cached = sum(a.k_proj.out_features + a.v_proj.out_features for a in attentions)
-    mha = sum(2 * a.q_proj.out_features for a in attentions)
-    return cached * element_bytes, mha * element_bytes
+    """(cached, MHA equivalent) over the main model's layers (MTP modules keep no cache): GQA caches
+    2 * n_kv_heads * head_dim elements per layer and token (MHA: n_kv_heads = n_heads; Ainslie et al. 2023);
+    MLA caches kv_lora_rank + qk_rope_head_dim against MHA's n_heads * (qk_head_dim + v_head_dim)."""
+    widths = [attention_widths(block.attn) for block in model.layers]
+    return sum(w.cached for w in widths) * element_bytes, sum(w.cached_mha for w in widths) * element_bytes
 
 
 def coarse_expert_combinations(config: ModelConfig) -> int | None:

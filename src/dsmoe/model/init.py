@@ -3,6 +3,7 @@
 | parameter                                         | init              |
 |---------------------------------------------------|-------------------|
 | embeddings, attention and FFN projections          | N(0, init_std)    |
+| Linear biases (attention_bias, o_proj_bias)        | 0                 |
 | stacked routed-expert weights, router gate weights | N(0, init_std)    |
 | noisy_topk noise weights                           | 0 (no noise at start, as Shazeer et al. 2017) |
 | RMSNorm weights                                    | 1                 |
@@ -24,6 +25,8 @@ def init_weights(model: nn.Module, std: float) -> None:
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=std)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
         elif isinstance(module, RoutedExperts):
             nn.init.normal_(module.gate_up_proj, std=std)
             nn.init.normal_(module.down_proj, std=std)

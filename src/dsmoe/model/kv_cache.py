@@ -1,4 +1,4 @@
-"""KV cache for incremental decoding: per layer, preallocated key/value buffers and a shared length."""
+"""KV cache for incremental decoding: per layer, two preallocated buffers and a shared length."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import torch
 
 
 class KVCache:
-    """Holds keys and values [B, H_kv, max_len, head_dim] for every layer; `length` tokens are valid.
+    """Holds two streams [B, H, max_len, width] for every layer; `length` tokens are valid.
 
-    The model advances `length` once per forward, after all layers have written their entries.
+    Multi-head attention stores keys and values [B, H_kv, max_len, head_dim]. Multi-head latent attention
+    stores only what DeepSeek-V2 Sec. 2.1.2-2.1.3 caches: the shared RoPE key [B, 1, max_len, qk_rope_head_dim]
+    as the keys and the compressed latent c_kv [B, 1, max_len, kv_lora_rank] as the values. The model
+    advances `length` once per forward, after all layers have written their entries.
     """
 
     def __init__(self, n_layers: int, max_len: int):
@@ -23,9 +26,8 @@ class KVCache:
         if new_len > self.max_len:
             raise ValueError(f"KV cache holds at most max_len={self.max_len} tokens; asked for {new_len}")
         if self.keys[layer] is None:
-            shape = (*k_BHLD.shape[:2], self.max_len, k_BHLD.shape[3])
-            self.keys[layer] = k_BHLD.new_zeros(shape)
-            self.values[layer] = v_BHLD.new_zeros(shape)
+            self.keys[layer] = k_BHLD.new_zeros(*k_BHLD.shape[:2], self.max_len, k_BHLD.shape[3])
+            self.values[layer] = v_BHLD.new_zeros(*v_BHLD.shape[:2], self.max_len, v_BHLD.shape[3])
         self.keys[layer][:, :, self.length:new_len] = k_BHLD
         self.values[layer][:, :, self.length:new_len] = v_BHLD
         return self.keys[layer][:, :, :new_len], self.values[layer][:, :, :new_len]

@@ -12,14 +12,18 @@ from dsmoe.routers import ROUTERS, RouterStats, SoftRouting
 
 
 class MoE(nn.Module):
-    """h_t = sum_{shared} FFN_i(u_t) + sum_{routed} g_{i,t} FFN_i(u_t); the residual is added by the block."""
+    """h_t = sum_{shared} FFN_i(u_t) + sum_{routed} g_{i,t} FFN_i(u_t); the residual is added by the block.
+
+    With config.shared_expert_gate the shared term is scaled by sigmoid(shared_expert_gate(u_t)) (Qwen2-MoE).
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.router = ROUTERS[config.router](config)
         self.experts = RoutedExperts(config)
-        shared_width = config.n_shared_experts * config.moe_intermediate_size
+        shared_width = config.shared_expert_width
         self.shared_experts = SwiGLU(config.hidden_size, shared_width) if shared_width else None
+        self.shared_expert_gate = nn.Linear(config.hidden_size, 1, bias=False) if config.shared_expert_gate else None
 
     def forward(self, x_BLD: torch.Tensor, token_ids_BL: torch.Tensor
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RouterStats]:
@@ -31,5 +35,11 @@ class MoE(nn.Module):
         else:
             out_BLD = self.experts(x_TD, routing).reshape(batch, seq_len, hidden)
         if self.shared_experts is not None:
-            out_BLD = out_BLD + self.shared_experts(x_BLD)
+            out_BLD = out_BLD + self.shared_output(x_BLD)
         return out_BLD, routing.aux_losses, routing.stats
+
+    def shared_output(self, x_BLD: torch.Tensor) -> torch.Tensor:
+        shared_BLD = self.shared_experts(x_BLD)
+        if self.shared_expert_gate is None:
+            return shared_BLD
+        return torch.sigmoid(self.shared_expert_gate(x_BLD)) * shared_BLD

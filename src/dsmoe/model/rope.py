@@ -1,23 +1,30 @@
-"""Rotary position embedding (Su et al. 2021) in the half-split layout used by Llama and DeepSeek."""
+"""Rotary position embedding (Su et al. 2021): half-split pairs (Llama) or interleaved pairs (DeepSeek MLA)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from dsmoe.model.yarn import YarnScaling
+
 
 class RotaryEmbedding(nn.Module):
-    """cos/sin tables for positions; theta_i = base^(-2i/d) (RoFormer Eq. 15)."""
+    """cos/sin tables for positions; theta_i = base^(-2i/d) (RoFormer Eq. 15), or YaRN's rescaled
+    frequencies with cos and sin multiplied by its attention factor."""
 
-    def __init__(self, head_dim: int, base: float):
+    def __init__(self, head_dim: int, base: float, yarn: YarnScaling | None = None):
         super().__init__()
-        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        if yarn is None:
+            inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        else:
+            inv_freq = yarn.inv_freq(head_dim, base)
+        self.attention_factor = 1.0 if yarn is None else yarn.attention_factor
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, positions_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         angles_LH = positions_L.float().unsqueeze(-1) * self.inv_freq
         angles_LD = torch.cat([angles_LH, angles_LH], dim=-1)
-        return angles_LD.cos(), angles_LD.sin()
+        return angles_LD.cos() * self.attention_factor, angles_LD.sin() * self.attention_factor
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -25,6 +32,16 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-second, first], dim=-1)
 
 
-def apply_rope(x_BHLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor) -> torch.Tensor:
-    """Rotate each (i, i + d/2) pair of x by its position's angle."""
-    return (x_BHLD * cos_LD + rotate_half(x_BHLD) * sin_LD).to(x_BHLD.dtype)
+def apply_rope(x_BHLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor,
+               interleaved: bool = False) -> torch.Tensor:
+    """Rotate each (i, i + d/2) pair, or each (2i, 2i + 1) pair when interleaved, by its position's angle.
+
+    The interleaved result is laid out [rotated evens, rotated odds] as transformers' DeepSeek-V3 does: the
+    same permutation for queries and keys, so q.k (all attention uses) equals the in-place rotation's.
+    """
+    if not interleaved:
+        return (x_BHLD * cos_LD + rotate_half(x_BHLD) * sin_LD).to(x_BHLD.dtype)
+    half = cos_LD.shape[-1] // 2
+    cos_LH, sin_LH = cos_LD[..., :half], sin_LD[..., :half]
+    even, odd = x_BHLD[..., 0::2], x_BHLD[..., 1::2]
+    return torch.cat([even * cos_LH - odd * sin_LH, odd * cos_LH + even * sin_LH], dim=-1).to(x_BHLD.dtype)

@@ -11,18 +11,21 @@ from dsmoe.config import ModelConfig
 from dsmoe.model.block import DecoderBlock
 from dsmoe.model.init import init_weights
 from dsmoe.model.kv_cache import KVCache
+from dsmoe.model.mtp import MultiTokenPrediction, mtp_loss
 from dsmoe.model.norm import RMSNorm
-from dsmoe.model.output import ModelOutput
+from dsmoe.model.output import IGNORE_INDEX, ModelOutput, add_losses
 from dsmoe.model.rope import RotaryEmbedding
-
-IGNORE_INDEX = -100
+from dsmoe.model.yarn import YarnScaling
 
 
 class DeepSeekMoEForCausalLM(nn.Module):
-    """Embedding, `n_layers` decoder blocks (dense or MoE by config.moe_layers), final norm, LM head.
+    """Embedding, `n_layers` decoder blocks (dense or MoE by config.moe_layers), final norm, LM head, and
+    config.n_mtp_modules multi-token prediction modules (`mtp`, None when there are none).
 
-    forward(input_ids, labels=None, cache=None): labels are aligned with input positions
+    forward(input_ids, labels=None, cache=None, mtp=None): labels are aligned with input positions
     (labels[:, t] is the token expected after input_ids[:, t], i.e. already shifted); -100 is ignored.
+    mtp: run the MTP modules (None: when training with labels and no cache; they add aux_losses["mtp"]
+    when labels are given, and fill ModelOutput.mtp_logits). Inference without labels never pays for them.
     Activation checkpointing is switched on from outside by `apply_activation_checkpointing`.
     """
 
@@ -30,10 +33,11 @@ class DeepSeekMoEForCausalLM(nn.Module):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.rope = RotaryEmbedding(config.head_dim, config.rope_theta)
+        self.rope = RotaryEmbedding(config.rope_head_dim, config.rope_theta, YarnScaling.from_config(config))
         self.layers = nn.ModuleList(DecoderBlock(config, i) for i in range(config.n_layers))
         self.norm = RMSNorm(config.hidden_size, config.norm_eps)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.mtp = MultiTokenPrediction(config) if config.n_mtp_modules else None
         if config.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
         self.activation_checkpointing = False
@@ -44,7 +48,7 @@ class DeepSeekMoEForCausalLM(nn.Module):
         return KVCache(self.config.n_layers, self.config.max_seq_len)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> ModelOutput:
+                cache: KVCache | None = None, mtp: bool | None = None) -> ModelOutput:
         n_past = cache.length if cache is not None else 0
         seq_len = input_ids.shape[1]
         if n_past + seq_len > self.config.max_seq_len:
@@ -55,22 +59,39 @@ class DeepSeekMoEForCausalLM(nn.Module):
         router_stats = []
         for block in self.layers:
             x_BLD, block_aux, stats = self.run_block(block, x_BLD, cos_LD, sin_LD, input_ids, cache)
-            for name, value in block_aux.items():
-                aux_losses[name] = aux_losses[name] + value if name in aux_losses else value
+            add_losses(aux_losses, block_aux)
             if stats is not None:
                 router_stats.append(stats)
         if cache is not None:
             cache.length += seq_len
-        logits = self.lm_head(self.norm(x_BLD))
-        out = ModelOutput(logits, aux_losses=aux_losses, router_stats=router_stats,
+        hidden_BLD = self.norm(x_BLD)
+        out = ModelOutput(self.lm_head(hidden_BLD), aux_losses=aux_losses, router_stats=router_stats,
                           moe_layers=self.config.moe_layers, cache=cache)
+        if self.runs_mtp(mtp, labels, cache):
+            out.mtp_logits, mtp_aux = self.mtp(hidden_BLD, input_ids, cos_LD, sin_LD, self.embed_tokens, self.lm_head,
+                                               checkpointed=self.checkpointing_active(cache))
+            add_losses(aux_losses, mtp_aux)
+            if labels is not None and out.mtp_logits:
+                aux_losses["mtp"] = mtp_loss(out.mtp_logits, labels, self.config.mtp_loss_weight)
         if labels is not None:
-            out.lm_loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+            out.lm_loss = F.cross_entropy(out.logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
             out.loss = out.lm_loss + sum(aux_losses.values())
         return out
 
+    def runs_mtp(self, mtp: bool | None, labels: torch.Tensor | None, cache: KVCache | None) -> bool:
+        if mtp is None:
+            return self.mtp is not None and labels is not None and self.training and cache is None
+        if mtp and self.mtp is None:
+            raise ValueError(f"mtp=True needs MTP modules; config.n_mtp_modules={self.config.n_mtp_modules}")
+        if mtp and cache is not None:
+            raise ValueError("mtp=True with a KV cache: the MTP modules keep no cache; run them on whole sequences")
+        return mtp
+
+    def checkpointing_active(self, cache: KVCache | None) -> bool:
+        return self.activation_checkpointing and torch.is_grad_enabled() and cache is None
+
     def run_block(self, block: DecoderBlock, x_BLD, cos_LD, sin_LD, input_ids, cache):
-        if self.activation_checkpointing and torch.is_grad_enabled() and cache is None:
+        if self.checkpointing_active(cache):
             return checkpoint(block, x_BLD, cos_LD, sin_LD, input_ids, use_reentrant=False)
         return block(x_BLD, cos_LD, sin_LD, input_ids, cache)
 
