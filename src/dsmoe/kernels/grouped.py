@@ -1,9 +1,11 @@
-"""Fast expert computation: sort pairs by expert once, run two torch._grouped_mm calls, scatter back."""
+"""Fast expert computation: sort pairs by expert once, run the experts as grouped GEMMs, scatter back."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from dsmoe.kernels.fused import FusedGroupedExperts
 
 GROUPED_MM_ALIGN_BYTES = 16  # torch._grouped_mm needs every row stride to be a multiple of 16 bytes
 
@@ -24,16 +26,20 @@ def grouped_swiglu(x_SD: torch.Tensor, offsets_E: torch.Tensor, gate_up_EFD: tor
     return torch._grouped_mm(F.silu(gate_SF) * up_SF, down_EDF.transpose(-2, -1), offs=offsets_E)
 
 
+def sort_by_expert(expert_index_S: torch.Tensor, n_experts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(order_S putting pairs in expert order, int32 cumulative pair counts per expert for grouped_mm)."""
+    order_S = torch.argsort(expert_index_S, stable=True)
+    pairs_per_expert = torch.zeros(n_experts, dtype=torch.int32, device=expert_index_S.device)
+    pairs_per_expert.scatter_add_(0, expert_index_S, torch.ones_like(expert_index_S, dtype=torch.int32))
+    return order_S, torch.cumsum(pairs_per_expert, 0, dtype=torch.int32)
+
+
 def grouped_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
                     weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
     """Dropless dispatch: out_t = sum over pairs (t, e, w) of w * expert_e(x_t)."""
-    order_S = torch.argsort(expert_index_S, stable=True)
-    token_sorted_S = token_index_S.index_select(0, order_S)
-    tokens_per_expert = torch.bincount(expert_index_S, minlength=gate_up_EFD.shape[0])
-    offsets_E = torch.cumsum(tokens_per_expert, 0, dtype=torch.int32)
-    y_SD = grouped_swiglu(x_TD.index_select(0, token_sorted_S), offsets_E, gate_up_EFD, down_EDF)
-    y_SD = y_SD * weight_S.index_select(0, order_S).unsqueeze(-1).to(y_SD.dtype)
-    return torch.zeros_like(x_TD).index_add(0, token_sorted_S, y_SD)
+    order_S, offsets_E = sort_by_expert(expert_index_S, gate_up_EFD.shape[0])
+    return FusedGroupedExperts.apply(x_TD, token_index_S.index_select(0, order_S), offsets_E,
+                                     weight_S.index_select(0, order_S), gate_up_EFD, down_EDF)
 
 
 def grouped_experts_on_slots(slots_ESD: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:

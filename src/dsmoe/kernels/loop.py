@@ -16,12 +16,13 @@ def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S
                  weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
     """out_t = sum over pairs (t, e, w) of w * expert_e(x_t), one expert at a time."""
     out_TD = torch.zeros_like(x_TD)
-    for expert in range(gate_up_EFD.shape[0]):
+    # unbind, not gate_up_EFD[expert]: indexing would give each expert a full-size [E, ...] zero gradient
+    for expert, (gate_up_FD, down_DF) in enumerate(zip(gate_up_EFD.unbind(0), down_EDF.unbind(0))):
         selected = expert_index_S == expert
         if not selected.any():
             continue
         tokens = token_index_S[selected]
-        y_ND = expert_swiglu(x_TD[tokens], gate_up_EFD[expert], down_EDF[expert])
+        y_ND = expert_swiglu(x_TD[tokens], gate_up_FD, down_DF)
         out_TD = out_TD.index_add(0, tokens, y_ND * weight_S[selected].unsqueeze(-1).to(y_ND.dtype))
     return out_TD
 

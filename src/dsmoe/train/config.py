@@ -35,6 +35,8 @@ class TrainConfig:
     max_nonfinite: consecutive non-finite losses tolerated before the run stops. Default 5.
     time_budget_min: stop (with a checkpoint) after this many minutes of training; None: no limit.
     tensorboard: also write TensorBoard event files (needs the tensorboard package). Default False.
+    retain_freed_memory: keep freed CPU memory for reuse instead of returning it to the OS, so large
+        activations are not page-faulted in again at every step (see dsmoe.runtime). Default True.
     """
 
     steps: int = 1000
@@ -60,6 +62,7 @@ class TrainConfig:
     max_nonfinite: int = 5
     time_budget_min: float | None = None
     tensorboard: bool = False
+    retain_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "keep_last", "max_nonfinite"):

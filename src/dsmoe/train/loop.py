@@ -17,6 +17,7 @@ from dsmoe.eval import EvalResult, evaluate_domains
 from dsmoe.model import DeepSeekMoEForCausalLM, apply_activation_checkpointing
 from dsmoe.routers import install_bias_update
 from dsmoe.run_config import RunConfig
+from dsmoe.runtime import retain_freed_memory
 from dsmoe.train import checkpoint as ckpt
 from dsmoe.train.metrics import MetricsLog, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler
@@ -60,6 +61,8 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
     """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation."""
     run_dir = Path(run_dir)
     config = resolve_run_config(config, run_dir, resume)
+    if config.train.retain_freed_memory:
+        retain_freed_memory()
     data = prepare_data(config.data, run_dir, config.model.vocab_size)
     torch.manual_seed(config.train.seed)
     model = DeepSeekMoEForCausalLM(config.model)
