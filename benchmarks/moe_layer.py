@@ -12,9 +12,8 @@ process (the machine is noisy), all on identical weights, so all MoE layers rout
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import statistics
-import time
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -29,6 +28,8 @@ from dsmoe import ModelConfig
 from dsmoe.model.ffn import SwiGLU
 from dsmoe.model.init import init_weights
 from dsmoe.model.moe import MoE
+from peak_memory import in_subprocess, peak_rss_growth_mib
+from timing import setup_cpu, time_round_robin
 
 ROUTED_SCALING_FACTOR = 2.5  # DeepSeek-V3's, given to both libraries
 INIT_STD = 0.02
@@ -117,13 +118,10 @@ def build_impls(layout: Layout, hidden: int, names: list[str]) -> tuple[dict[str
     return impls, Impl("reference", reference, lambda x, ids: reference(x, ids)[0])
 
 
-def forward_backward(impl: Impl, x: torch.Tensor, ids: torch.Tensor, grad: torch.Tensor) -> float:
-    """Seconds for one forward and backward; gradients are cleared outside the timed region."""
+def forward_backward(impl: Impl, x: torch.Tensor, ids: torch.Tensor, grad: torch.Tensor) -> None:
     impl.module.zero_grad(set_to_none=True)
     x.grad = None
-    start = time.perf_counter()
     impl.run(x, ids).backward(grad)
-    return time.perf_counter() - start
 
 
 def check_against_reference(impls: dict[str, Impl], reference: Impl, x: torch.Tensor, ids: torch.Tensor) -> None:
@@ -137,6 +135,27 @@ def check_against_reference(impls: dict[str, Impl], reference: Impl, x: torch.Te
             rel_diff = abs_diff / expected.abs().max().item()
             print(f"  check {impl.name:<16} vs dsmoe loop: max abs diff {abs_diff:.2e}, max rel diff {rel_diff:.2e}")
             assert rel_diff < CHECK_RTOL, f"{impl.name} differs from the reference by {rel_diff:.2e} (relative)"
+
+
+def peak_memory_child(args: argparse.Namespace) -> None:
+    """--peak-of LAYOUT IMPL: in this fresh process, print the peak memory of one forward+backward beyond the
+    parameter gradients it must allocate (those scale with total, not activated, parameters)."""
+    layout_name, impl_name = args.peak_of
+    impls, _ = build_impls(LAYOUTS[layout_name], args.hidden, [impl_name])
+    x, ids, grad = layer_inputs(args)
+    peak = peak_rss_growth_mib(lambda: impls[impl_name].run(x, ids).backward(grad))
+    print(peak - sum(p.numel() * p.element_size() for p in impls[impl_name].module.parameters()) / 2**20)
+
+
+def peak_memory_mib(layout_name: str, impl_name: str, args: argparse.Namespace) -> float:
+    return in_subprocess(__file__, "--peak-of", layout_name, impl_name, "--tokens", str(args.tokens),
+                         "--hidden", str(args.hidden))
+
+
+def layer_inputs(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x = torch.randn(1, args.tokens, args.hidden, requires_grad=True)
+    ids = torch.zeros(1, args.tokens, dtype=torch.long)  # token ids only matter to the hash router
+    return x, ids, torch.randn(1, args.tokens, args.hidden)
 
 
 def saved_activation_mib(impl: Impl, x: torch.Tensor, ids: torch.Tensor) -> float:
@@ -155,18 +174,6 @@ def saved_activation_mib(impl: Impl, x: torch.Tensor, ids: torch.Tensor) -> floa
     return sum(saved.values()) / 2**20
 
 
-def time_round_robin(impls: dict[str, Impl], x, ids, grad, warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Each round runs every implementation once, rotating the order so none always goes first."""
-    times = {name: [] for name in impls}
-    order = list(impls)
-    for round_index in range(warmup + repeats):
-        for name in order[round_index % len(order):] + order[:round_index % len(order)]:
-            seconds = forward_backward(impls[name], x, ids, grad)
-            if round_index >= warmup:
-                times[name].append(seconds)
-    return times
-
-
 def benchmark_layout(name: str, args: argparse.Namespace) -> dict[str, float]:
     """Check, time and print one layout."""
     layout = LAYOUTS[name]
@@ -174,24 +181,27 @@ def benchmark_layout(name: str, args: argparse.Namespace) -> dict[str, float]:
     impls, reference = build_impls(layout, args.hidden, names)
     print(f"\n== {name}: {layout.n_routed_experts} routed top-{layout.top_k} + {layout.n_shared_experts} shared, "
           f"expert width {layout.expert_width}, dense width {layout.dense_width}, T={args.tokens}, D={args.hidden}")
-    x = torch.randn(1, args.tokens, args.hidden, requires_grad=True)
-    ids = torch.zeros(1, args.tokens, dtype=torch.long)  # token ids only matter to the hash router
-    grad = torch.randn(1, args.tokens, args.hidden)
+    x, ids, grad = layer_inputs(args)
     check_against_reference(impls, reference, x, ids)
-    times = time_round_robin(impls, x, ids, grad, args.warmup, args.repeats)
-    return print_layout_table(times, impls, x, ids)
+    runs = {impl_name: functools.partial(forward_backward, impl, x, ids, grad) for impl_name, impl in impls.items()}
+    times = time_round_robin(runs, args.warmup, args.repeats)
+    peaks = {impl_name: peak_memory_mib(name, impl_name, args) for impl_name in impls} if args.memory else {}
+    return print_layout_table(times, impls, x, ids, peaks)
 
 
-def print_layout_table(times: dict[str, list[float]], impls: dict[str, Impl], x, ids) -> dict[str, float]:
+def print_layout_table(times: dict[str, list[float]], impls: dict[str, Impl], x, ids,
+                       peaks: dict[str, float]) -> dict[str, float]:
     """One row per implementation; returns each one's median-time ratio to the dense median."""
     dense = times.get("dense", [float("nan")])
-    print(f"  {'impl':<16} {'median ms':>10} {'min ms':>9} {'median/dense':>13} {'min/dense':>10} {'saved MiB':>10}")
+    print(f"  {'impl':<16} {'median ms':>10} {'min ms':>9} {'median/dense':>13} {'min/dense':>10} {'saved MiB':>10}"
+          f" {'peak act MiB':>13} {'peak/dense':>10}")
     ratios = {}
     for name, samples in times.items():
         ratios[name] = statistics.median(samples) / statistics.median(dense)
         memory = saved_activation_mib(impls[name], x, ids)
         print(f"  {name:<16} {statistics.median(samples) * 1e3:>10.1f} {min(samples) * 1e3:>9.1f} "
-              f"{ratios[name]:>12.2f}x {min(samples) / min(dense):>9.2f}x {memory:>10.1f}")
+              f"{ratios[name]:>12.2f}x {min(samples) / min(dense):>9.2f}x {memory:>10.1f}"
+              f" {peaks.get(name, float('nan')):>13.1f} {peaks.get(name, float('nan')) / peaks.get('dense', float('nan')):>9.2f}x")
     return ratios
 
 
@@ -212,6 +222,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
     parser.add_argument("--all-eager", action="store_true", help="run hf-eager on every layout, not only the smallest")
     parser.add_argument("--quick", action="store_true", help="smoke run: T=256, 1 warm-up, 2 repeats")
+    parser.add_argument("--memory", action="store_true", help="also measure each implementation's peak activation "
+                        "memory: peak RSS growth of one forward+backward in a fresh subprocess, less the parameter "
+                        "gradients")
+    parser.add_argument("--system-allocator", action="store_true", help="leave glibc's allocator as it is")
+    parser.add_argument("--peak-of", nargs=2, metavar=("LAYOUT", "IMPL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.tokens, args.warmup, args.repeats = 256, 1, 2
@@ -220,10 +235,11 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    threads = len(os.sched_getaffinity(0))
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {threads} threads, fp32 CPU")
+    if args.peak_of:  # a child measuring one implementation's peak memory, with the system allocator
+        setup_cpu(system_allocator=True)
+        return peak_memory_child(args)
+    print(f"{setup_cpu(args.system_allocator)}, transformers {transformers.__version__}, fp32 CPU")
     ratios = {name: benchmark_layout(name, args) for name in args.layouts}
     print_summary(ratios, args.impls)
 

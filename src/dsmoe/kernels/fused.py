@@ -1,12 +1,16 @@
-"""The whole routed-expert computation as one autograd Function: gather, SwiGLU experts, weighted scatter.
+"""The whole routed-expert computation as one custom op with its own backward: gather, SwiGLU experts,
+weighted scatter.
 
 Autograd over the plain ops would keep the K-fold gathered input, both projections, the SwiGLU
-product and the weighted output alive for backward. This Function keeps only the gate/up
-projection h = x W1^T ([S, 2F], what the SwiGLU derivative needs) and recomputes the rest:
-the gather of x (cheap memory traffic) and silu(gate) * up (elementwise). The routing weight
-is folded into the SwiGLU output before the down projection, w * (a W2^T) = (w * a) W2^T, so
-no [S, D] product is materialised, and its gradient is <g W2, a> on [S, F] rows instead of
-<g, y> on [S, D] rows.
+product and the weighted output alive for backward. This op keeps only the gate/up projection
+h = x W1^T ([S, 2F], what the SwiGLU derivative needs) and recomputes the rest: the gather of x
+(cheap memory traffic) and silu(gate) * up (elementwise). The routing weight is folded into the
+SwiGLU output before the down projection, w * (a W2^T) = (w * a) W2^T, so no [S, D] product is
+materialised, and its gradient is <g W2, a> on [S, F] rows instead of <g, y> on [S, D] rows.
+
+Being a torch.library custom op, it is opaque to torch.compile, which cannot trace fp32
+torch._grouped_mm itself; the output shapes depend only on input shapes (S = T * K pairs), so
+changing tokens-per-expert counts never recompile.
 """
 
 from __future__ import annotations
@@ -21,39 +25,87 @@ def swiglu_from_gate_up(h_SF2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return gate_SF, up_SF, F.silu(gate_SF) * up_SF
 
 
-class FusedGroupedExperts(torch.autograd.Function):
-    """out_TD = scatter_add over sorted pairs s of w_s * SwiGLU_{e_s}(x_{t_s}); pairs sorted by expert."""
+@torch.library.custom_op("dsmoe::grouped_swiglu_experts", mutates_args=())
+def grouped_swiglu_experts(x_TD: torch.Tensor, token_sorted_S: torch.Tensor, offsets_E: torch.Tensor,
+                           weight_sorted_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out_TD = scatter_add over pairs s of w_s * SwiGLU_{e_s}(x_{t_s}), the kept projection h_SF2)."""
+    x_SD = x_TD.index_select(0, token_sorted_S)
+    h_SF2 = torch._grouped_mm(x_SD, gate_up_EFD.transpose(-2, -1), offs=offsets_E)
+    del x_SD  # recomputed in backward: one gather costs less than keeping K copies of x
+    act_SF = swiglu_from_gate_up(h_SF2)[2].mul_(weight_sorted_S.unsqueeze(-1))
+    y_SD = torch._grouped_mm(act_SF, down_EDF.transpose(-2, -1), offs=offsets_E)
+    return torch.zeros_like(x_TD).index_add_(0, token_sorted_S, y_SD), h_SF2
 
-    @staticmethod
-    def forward(ctx, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF):
-        x_SD = x_TD.index_select(0, token_sorted_S)
-        h_SF2 = torch._grouped_mm(x_SD, gate_up_EFD.transpose(-2, -1), offs=offsets_E)
-        del x_SD  # recomputed in backward: one gather costs less than keeping K copies of x
-        act_SF = swiglu_from_gate_up(h_SF2)[2].mul_(weight_sorted_S.unsqueeze(-1))
-        y_SD = torch._grouped_mm(act_SF, down_EDF.transpose(-2, -1), offs=offsets_E)
-        ctx.save_for_backward(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2)
-        return torch.zeros_like(x_TD).index_add_(0, token_sorted_S, y_SD)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out_TD):
-        x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2 = ctx.saved_tensors
-        w_S1 = weight_sorted_S.unsqueeze(-1)
-        grad_y_SD = grad_out_TD.index_select(0, token_sorted_S)  # also makes an expanded gradient contiguous
-        gate_SF, up_SF, act_SF = swiglu_from_gate_up(h_SF2)
-        grad_act_SF = torch._grouped_mm(grad_y_SD, down_EDF, offs=offsets_E)  # gradient w.r.t. w * act
-        grad_weight_S = (grad_act_SF * act_SF).sum(-1)
-        grad_down_EDF = torch._grouped_mm(grad_y_SD.t(), act_SF.mul_(w_S1), offs=offsets_E)
-        del grad_y_SD, act_SF
-        grad_act_SF.mul_(w_S1)
-        sigmoid_SF = torch.sigmoid(gate_SF)
-        grad_up_SF = grad_act_SF * gate_SF * sigmoid_SF
-        grad_gate_SF = grad_act_SF.mul_(up_SF).mul_(sigmoid_SF * (1 + gate_SF * (1 - sigmoid_SF)))  # silu'
-        grad_h_SF2 = torch.cat((grad_gate_SF, grad_up_SF), dim=-1)
-        del grad_up_SF, grad_gate_SF, sigmoid_SF
-        x_SD = x_TD.index_select(0, token_sorted_S)
-        grad_gate_up_EFD = torch._grouped_mm(grad_h_SF2.t(), x_SD, offs=offsets_E)
-        del x_SD
-        grad_x_SD = torch._grouped_mm(grad_h_SF2, gate_up_EFD, offs=offsets_E)
-        grad_x_TD = torch.zeros_like(x_TD).index_add_(0, token_sorted_S, grad_x_SD)
-        return grad_x_TD, None, None, grad_weight_S.to(weight_sorted_S.dtype), grad_gate_up_EFD, grad_down_EDF
+@grouped_swiglu_experts.register_fake
+def _(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF):
+    return torch.empty_like(x_TD), x_TD.new_empty(token_sorted_S.shape[0], gate_up_EFD.shape[1])
+
+
+SWIGLU_BACKWARD_ROWS = 8192  # rows per chunk of the in-place SwiGLU backward: bounds its temporaries
+
+
+@torch.no_grad()
+def swiglu_backward_into_(h_SF2: torch.Tensor, grad_act_SF: torch.Tensor) -> torch.Tensor:
+    """Overwrite h = [gate | up] with its gradient [dL/dgate | dL/dup], chunk by chunk, and return it.
+
+    silu'(g) = sigmoid(g) * (1 + g * (1 - sigmoid(g))); dL/dgate = grad * up * silu'(gate), dL/dup = grad * silu(gate).
+    """
+    width = grad_act_SF.shape[1]
+    for start in range(0, h_SF2.shape[0], SWIGLU_BACKWARD_ROWS):
+        rows = slice(start, start + SWIGLU_BACKWARD_ROWS)
+        gate, up, grad = h_SF2[rows, :width], h_SF2[rows, width:], grad_act_SF[rows]
+        sigmoid = torch.sigmoid(gate)
+        grad_gate = (1 - sigmoid).mul_(gate).add_(1).mul_(sigmoid).mul_(up).mul_(grad)
+        up.copy_(sigmoid.mul_(gate).mul_(grad))
+        gate.copy_(grad_gate)
+    return h_SF2
+
+
+@torch.library.custom_op("dsmoe::grouped_swiglu_experts_backward", mutates_args=("h_SF2",))
+def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tensor, token_sorted_S: torch.Tensor,
+                                    offsets_E: torch.Tensor, weight_sorted_S: torch.Tensor,
+                                    gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor, h_SF2: torch.Tensor
+                                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients w.r.t. (x_TD, weight_sorted_S, gate_up_EFD, down_EDF). Consumes h_SF2: it is overwritten by
+    its own gradient (a second backward through the same graph then fails autograd's saved-tensor check)."""
+    w_S1 = weight_sorted_S.unsqueeze(-1)
+    grad_y_SD = grad_out_TD.index_select(0, token_sorted_S)  # also makes an expanded gradient contiguous
+    act_SF = swiglu_from_gate_up(h_SF2)[2]
+    grad_act_SF = torch._grouped_mm(grad_y_SD, down_EDF, offs=offsets_E)  # gradient w.r.t. w * act
+    grad_weight_S = (grad_act_SF * act_SF).sum(-1).to(weight_sorted_S.dtype)
+    grad_down_EDF = torch._grouped_mm(grad_y_SD.t(), act_SF.mul_(w_S1), offs=offsets_E)
+    del grad_y_SD, act_SF
+    grad_h_SF2 = swiglu_backward_into_(h_SF2, grad_act_SF.mul_(w_S1))
+    del grad_act_SF
+    grad_x_SD = torch._grouped_mm(grad_h_SF2, gate_up_EFD, offs=offsets_E)
+    grad_x_TD = torch.zeros_like(x_TD).index_add_(0, token_sorted_S, grad_x_SD)
+    del grad_x_SD
+    grad_gate_up_EFD = torch._grouped_mm(grad_h_SF2.t(), x_TD.index_select(0, token_sorted_S), offs=offsets_E)
+    return grad_x_TD, grad_weight_S, grad_gate_up_EFD, grad_down_EDF
+
+
+@grouped_swiglu_experts_backward.register_fake
+def _(grad_out_TD, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2):
+    return (torch.empty_like(x_TD), torch.empty_like(weight_sorted_S), torch.empty_like(gate_up_EFD),
+            torch.empty_like(down_EDF))
+
+
+def setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs, output[1])
+
+
+def backward(ctx, grad_out_TD, grad_h_SF2):
+    x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2 = ctx.saved_tensors
+    grad_x, grad_weight, grad_gate_up, grad_down = grouped_swiglu_experts_backward(
+        grad_out_TD, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2)
+    return grad_x, None, None, grad_weight, grad_gate_up, grad_down
+
+
+grouped_swiglu_experts.register_autograd(backward, setup_context=setup_context)
+
+
+def fused_grouped_experts(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF) -> torch.Tensor:
+    """out_TD of grouped_swiglu_experts; pairs must be sorted by expert, offsets_E their int32 cumulative counts."""
+    return grouped_swiglu_experts(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF)[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dsmoe.kernels.fused import FusedGroupedExperts
+from dsmoe.kernels.fused import fused_grouped_experts
 
 GROUPED_MM_ALIGN_BYTES = 16  # torch._grouped_mm needs every row stride to be a multiple of 16 bytes
 
@@ -38,8 +38,8 @@ def grouped_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_inde
                     weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
     """Dropless dispatch: out_t = sum over pairs (t, e, w) of w * expert_e(x_t)."""
     order_S, offsets_E = sort_by_expert(expert_index_S, gate_up_EFD.shape[0])
-    return FusedGroupedExperts.apply(x_TD, token_index_S.index_select(0, order_S), offsets_E,
-                                     weight_S.index_select(0, order_S), gate_up_EFD, down_EDF)
+    return fused_grouped_experts(x_TD, token_index_S.index_select(0, order_S), offsets_E,
+                                 weight_S.index_select(0, order_S), gate_up_EFD, down_EDF)
 
 
 def grouped_experts_on_slots(slots_ESD: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:

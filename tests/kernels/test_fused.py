@@ -1,0 +1,63 @@
+"""The fused grouped-experts op beyond plain parity: its chunked in-place backward, its refusal of a second
+backward, and torch.compile(fullgraph=True) of a MoE layer without graph breaks or per-step recompiles."""
+
+import pytest
+import torch
+
+from dsmoe.kernels import fused, grouped_experts, loop_experts
+from test_dispatch_parity import TOLERANCE, expert_weights, moe_layer, random_pairs, rel_error, values_and_grads
+
+pytestmark = pytest.mark.skipif(not hasattr(torch, "_grouped_mm"), reason="torch._grouped_mm is unavailable")
+
+
+def kernel_inputs(n_tokens: int, top_k: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    token_index_S, expert_index_S = random_pairs(n_tokens, top_k, generator)
+    x_TD = torch.randn(n_tokens, expert_weights(generator)[0].shape[-1], generator=generator)
+    weight_S = torch.rand(token_index_S.numel(), generator=generator)
+    return token_index_S, expert_index_S, [x_TD, weight_S, *expert_weights(generator)]
+
+
+def test_chunked_swiglu_backward_matches_loop(monkeypatch):
+    """With chunks of 3 rows (a ragged last chunk) the in-place SwiGLU backward still gives the loop's grads."""
+    monkeypatch.setattr(fused, "SWIGLU_BACKWARD_ROWS", 3)
+    token_index_S, expert_index_S, inputs = kernel_inputs(n_tokens=11, top_k=2)
+    grad_out_TD = torch.randn_like(inputs[0])
+
+    def call(kernel, x, weight, gate_up, down):
+        return kernel(x, token_index_S, expert_index_S, weight, gate_up, down)
+
+    fast = values_and_grads(grouped_experts, inputs, call, grad_out_TD)
+    reference = values_and_grads(loop_experts, inputs, call, grad_out_TD)
+    for name, a, b in zip(["out", "x", "weight", "gate_up", "down"], fast, reference):
+        assert rel_error(a, b) <= TOLERANCE, name
+
+
+def test_second_backward_through_the_same_graph_is_refused():
+    """The backward overwrites its saved projection with its gradient, so reusing the graph must fail loudly."""
+    token_index_S, expert_index_S, inputs = kernel_inputs(n_tokens=6, top_k=2)
+    leaves = [t.requires_grad_(True) for t in inputs]
+    out = grouped_experts(leaves[0], token_index_S, expert_index_S, *leaves[1:])
+    out.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_moe_layer_compiles_fullgraph_without_recompiles(monkeypatch):
+    """fullgraph=True (no graph breaks); new routings (other token counts per expert) reuse the graph; the
+    compiled layer's outputs and gradients equal eager ones."""
+    torch._dynamo.reset()
+    layer = moe_layer("sigmoid_topk", "grouped_mm", aux_loss_alpha=0.0)
+    compiled = torch.compile(layer, fullgraph=True, dynamic=False)
+    for seed in range(3):
+        x_BLD = torch.randn(2, 8, layer.experts.gate_up_proj.shape[-1], generator=torch.Generator().manual_seed(seed))
+        ids_BL = torch.zeros(2, 8, dtype=torch.long)
+        results = []
+        for module in (layer, compiled):
+            layer.zero_grad(set_to_none=True)
+            out_BLD = module(x_BLD, ids_BL)[0]
+            out_BLD.square().sum().backward()
+            results.append([out_BLD.detach(), layer.experts.gate_up_proj.grad, layer.router.weight.grad])
+        for eager, compiled_value in zip(*results):
+            assert rel_error(compiled_value, eager) <= TOLERANCE
+        monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
