@@ -85,6 +85,19 @@ def test_generate_prints_the_prompt_and_a_completion(run_dir, capsys):
     assert out.startswith("ROMEO:") and len(out.strip()) > len("ROMEO:")
 
 
+def test_generate_from_a_prompts_file_in_batches_prints_what_each_prompt_alone_prints(run_dir, tmp_path, capsys):
+    prompts = ["ROMEO:", "JULIET: O Romeo", "To be"]
+    (tmp_path / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    greedy = ["--run", str(run_dir), "--max-new-tokens", "8", "--temperature", "0"]
+    assert main(["generate", *greedy, "--prompts-file", str(tmp_path / "prompts.txt"), "--batch-size", "2"]) == 0
+    batched = capsys.readouterr().out
+    alone = []
+    for prompt in prompts:  # one prompt alone is streamed, unpadded
+        assert main(["generate", *greedy, "--prompt", prompt]) == 0
+        alone.append(capsys.readouterr().out)
+    assert batched == "".join(alone) and all(len(out) > len(prompt) + 2 for out, prompt in zip(alone, prompts))
+
+
 def test_params_prints_the_16b_table(capsys):
     assert main(["params", "--preset", "paper-16b"]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Generate text from a run's latest checkpoint with the KV cache, streaming tokens as they come."""
+"""Generate text from a run's latest checkpoint with the KV cache: one prompt streamed as it comes, several
+generated --batch-size at a time (left-padded), each printed when its batch is done."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from dsmoe.data.tokenizer import END_OF_TEXT
 from dsmoe.inference import SamplingConfig
-from dsmoe.inference.stream import stream_completion
+from dsmoe.inference.stream import complete_in_batches, stream_completion
 from dsmoe.runs import load_run
 
 
@@ -19,7 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--top-p", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="each prompt samples from its own generator with this seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="prompts generated together when there are several (default 8)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,10 +36,18 @@ def run(args: argparse.Namespace) -> int:
         prompts += [line for line in path.read_text().splitlines() if line.strip()]
     if not prompts:
         raise ValueError("give at least one --prompt or a --prompts-file")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
     loaded = load_run(args.run)
-    sampling = SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
-    for prompt in prompts:
-        sys.stdout.write(prompt)
-        stream_completion(loaded.model, loaded.tokenizer, prompt, sampling, sys.stdout)
+    sampling = SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
+                              eos_token_id=loaded.tokenizer.token_to_id(END_OF_TEXT))
+    if len(prompts) == 1:
+        sys.stdout.write(prompts[0])
+        stream_completion(loaded.model, loaded.tokenizer, prompts[0], sampling, sys.stdout)
         sys.stdout.write("\n\n")
+        return 0
+    completions = complete_in_batches(loaded.model, loaded.tokenizer, prompts, sampling, args.batch_size)
+    for prompt, completion in zip(prompts, completions):
+        sys.stdout.write(f"{prompt}{completion}\n\n")
+        sys.stdout.flush()
     return 0

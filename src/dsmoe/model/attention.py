@@ -23,10 +23,13 @@ def causal_mask(n_query: int, n_past: int, device: torch.device) -> torch.Tensor
 
 
 def causal_attention(q_BHLD: torch.Tensor, k_BHSD: torch.Tensor, v_BHSE: torch.Tensor, n_past: int,
-                     scale: float) -> torch.Tensor:
-    """softmax(scale * q k^T + causal mask) v, with fewer key/value heads shared by groups of query heads."""
+                     scale: float, visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(scale * q k^T + causal mask) v, with fewer key/value heads shared by groups of query heads.
+
+    visible_B1LS: a padded batch's mask (dsmoe.model.padding.visible_keys), used instead of the causal one.
+    """
     seq_len = q_BHLD.shape[2]
-    mask = causal_mask(seq_len, n_past, q_BHLD.device)
+    mask = causal_mask(seq_len, n_past, q_BHLD.device) if visible_B1LS is None else visible_B1LS
     return F.scaled_dot_product_attention(q_BHLD, k_BHSD, v_BHSE, attn_mask=mask,
                                           is_causal=mask is None and seq_len > 1, scale=scale,
                                           enable_gqa=k_BHSD.shape[1] != q_BHLD.shape[1])
@@ -59,7 +62,8 @@ class Attention(nn.Module):
         return x_BLHD.transpose(1, 2)
 
     def forward(self, x_BLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
+        """cos_LD/sin_LD are [L, D], or [B, 1, L, D] when each row has its own positions (a padded batch)."""
         batch, seq_len, _ = x_BLD.shape
         q = self.heads(self.q_proj(x_BLD), self.n_heads, self.q_norm)
         k = self.heads(self.k_proj(x_BLD), self.n_kv_heads, self.k_norm)
@@ -69,5 +73,5 @@ class Attention(nn.Module):
         if cache is not None:
             n_past = cache.length
             k, v = cache.update(self.layer_idx, k, v)
-        out = causal_attention(q, k, v, n_past, self.softmax_scale)
+        out = causal_attention(q, k, v, n_past, self.softmax_scale, visible_B1LS)
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq_len, -1))

@@ -12,6 +12,7 @@ from dsmoe.model.kv_cache import KVCache
 from dsmoe.model.mla import MultiHeadLatentAttention
 from dsmoe.model.moe import MoE
 from dsmoe.model.norm import RMSNorm
+from dsmoe.model.padding import Padding
 from dsmoe.routers import RouterStats
 
 ATTENTIONS = {"mha": Attention, "mla": MultiHeadLatentAttention}
@@ -27,9 +28,22 @@ class DecoderBlock(nn.Module):
         self.ffn = MoE(config) if self.is_moe else SwiGLU(config.hidden_size, config.intermediate_size)
 
     def forward(self, x_BLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor, token_ids_BL: torch.Tensor,
-                cache: KVCache | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor], RouterStats | None]:
-        x_BLD = x_BLD + self.attn(self.attn_norm(x_BLD), cos_LD, sin_LD, cache)
+                cache: KVCache | None = None, padding: Padding | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RouterStats | None]:
+        visible_B1LS = padding.visible_B1LS if padding is not None else None
+        x_BLD = x_BLD + self.attn(self.attn_norm(x_BLD), cos_LD, sin_LD, cache, visible_B1LS)
         if not self.is_moe:
             return x_BLD + self.ffn(self.ffn_norm(x_BLD)), {}, None
-        ffn_out, aux_losses, stats = self.ffn(self.ffn_norm(x_BLD), token_ids_BL)
+        ffn_out, aux_losses, stats = self.moe_on_real_tokens(self.ffn_norm(x_BLD), token_ids_BL, padding)
         return x_BLD + ffn_out, aux_losses, stats
+
+    def moe_on_real_tokens(self, h_BLD: torch.Tensor, token_ids_BL: torch.Tensor, padding: Padding | None
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RouterStats]:
+        """The MoE layer; in a padded batch it sees only the real tokens, packed as one row, so pads are not
+        routed, not counted in router stats and take no expert capacity (their output is zero). Packed, the
+        per-sequence routers (soft_moe, the sequence-level balance loss) see the batch as one sequence."""
+        if padding is None:
+            return self.ffn(h_BLD, token_ids_BL)
+        real_BL = padding.real_BL
+        out_1TD, aux_losses, stats = self.ffn(h_BLD[real_BL].unsqueeze(0), token_ids_BL[real_BL].unsqueeze(0))
+        return h_BLD.new_zeros(h_BLD.shape).index_put((real_BL,), out_1TD.squeeze(0)), aux_losses, stats

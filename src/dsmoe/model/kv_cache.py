@@ -12,6 +12,9 @@ class KVCache:
     stores only what DeepSeek-V2 Sec. 2.1.2-2.1.3 caches: the shared RoPE key [B, 1, max_len, qk_rope_head_dim]
     as the keys and the compressed latent c_kv [B, 1, max_len, kv_lora_rank] as the values. The model
     advances `length` once per forward, after all layers have written their entries.
+
+    real_BS [B, max_len] marks which cached positions hold real tokens in a padded batch; None until a
+    forward passes an attention mask (every position real).
     """
 
     def __init__(self, n_layers: int, max_len: int):
@@ -19,12 +22,26 @@ class KVCache:
         self.length = 0
         self.keys: list[torch.Tensor | None] = [None] * n_layers
         self.values: list[torch.Tensor | None] = [None] * n_layers
+        self.real_BS: torch.Tensor | None = None
+
+    def new_length(self, n_new: int) -> int:
+        """length + n_new, refused past max_len."""
+        new_len = self.length + n_new
+        if new_len > self.max_len:
+            raise ValueError(f"KV cache holds at most max_len={self.max_len} tokens; asked for {new_len}")
+        return new_len
+
+    def record_real(self, real_BL: torch.Tensor) -> torch.Tensor:
+        """Mark which of positions [length, length + L) are real tokens; return the marks of all [B, length + L]."""
+        new_len = self.new_length(real_BL.shape[1])
+        if self.real_BS is None:
+            self.real_BS = real_BL.new_ones(real_BL.shape[0], self.max_len)
+        self.real_BS[:, self.length:new_len] = real_BL
+        return self.real_BS[:, :new_len]
 
     def update(self, layer: int, k_BHLD: torch.Tensor, v_BHLD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this step's keys/values at positions [length, length + L); return all valid ones."""
-        new_len = self.length + k_BHLD.shape[2]
-        if new_len > self.max_len:
-            raise ValueError(f"KV cache holds at most max_len={self.max_len} tokens; asked for {new_len}")
+        new_len = self.new_length(k_BHLD.shape[2])
         if self.keys[layer] is None:
             self.keys[layer] = k_BHLD.new_zeros(*k_BHLD.shape[:2], self.max_len, k_BHLD.shape[3])
             self.values[layer] = v_BHLD.new_zeros(*v_BHLD.shape[:2], self.max_len, v_BHLD.shape[3])

@@ -58,7 +58,8 @@ class MultiHeadLatentAttention(nn.Module):
         return q_BHLK.split([self.qk_nope_head_dim, self.qk_rope_head_dim], dim=-1)
 
     def forward(self, x_BLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
+        """cos_LD/sin_LD are [L, D], or [B, 1, L, D] per row; visible_B1LS masks a padded batch's keys."""
         batch, seq_len, _ = x_BLD.shape
         q_nope_BHLN, q_rope_BHLR = self.queries(x_BLD)
         c_kv_BLC, k_rope_BLR = self.kv_a_proj_with_mqa(x_BLD).split([self.kv_lora_rank, self.qk_rope_head_dim], dim=-1)
@@ -70,18 +71,20 @@ class MultiHeadLatentAttention(nn.Module):
             n_past = cache.length
             k_rope_B1SR, c_kv_B1SC = cache.update(self.layer_idx, k_rope_B1SR, c_kv_B1SC)
         attend = self.attend_absorbed if self.absorb else self.attend_expanded
-        out_BHLV = attend(q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past)
+        out_BHLV = attend(q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past, visible_B1LS)
         return self.o_proj(out_BHLV.transpose(1, 2).reshape(batch, seq_len, -1))
 
-    def attend_expanded(self, q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past: int) -> torch.Tensor:
+    def attend_expanded(self, q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past: int,
+                        visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
         """Plain path: expand the latent into per-head keys and values (Eq. 10-11, 17-18)."""
         kv_BHSX = self.kv_b_proj(c_kv_B1SC.squeeze(1)).unflatten(-1, (self.n_heads, -1)).transpose(1, 2)
         k_nope_BHSN, v_BHSV = kv_BHSX.split([self.qk_nope_head_dim, self.v_head_dim], dim=-1)
         k_BHSK = torch.cat([k_nope_BHSN, k_rope_B1SR.expand(-1, self.n_heads, -1, -1)], dim=-1)
         q_BHLK = torch.cat([q_nope_BHLN, q_rope_BHLR], dim=-1)
-        return causal_attention(q_BHLK, k_BHSK, v_BHSV, n_past, self.softmax_scale)
+        return causal_attention(q_BHLK, k_BHSK, v_BHSV, n_past, self.softmax_scale, visible_B1LS)
 
-    def attend_absorbed(self, q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past: int) -> torch.Tensor:
+    def attend_absorbed(self, q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past: int,
+                        visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
         """Absorbed path (DeepSeek-V2 Sec. 2.1.2): q_nope . (W_UK c) = (W_UK^T q_nope) . c, so all heads attend
         to the one cached [c_kv; k_rope] as multi-query attention, and W_UV is applied after the softmax."""
         w_kv_HXC = self.kv_b_proj.weight.unflatten(0, (self.n_heads, -1))
@@ -89,5 +92,5 @@ class MultiHeadLatentAttention(nn.Module):
         q_latent_BHLC = torch.einsum("bhln,hnc->bhlc", q_nope_BHLN, w_uk_HNC)
         q_BHLK = torch.cat([q_latent_BHLC, q_rope_BHLR], dim=-1)
         k_B1SK = torch.cat([c_kv_B1SC, k_rope_B1SR], dim=-1)
-        out_latent_BHLC = causal_attention(q_BHLK, k_B1SK, c_kv_B1SC, n_past, self.softmax_scale)
+        out_latent_BHLC = causal_attention(q_BHLK, k_B1SK, c_kv_B1SC, n_past, self.softmax_scale, visible_B1LS)
         return torch.einsum("bhlc,hvc->bhlv", out_latent_BHLC, w_uv_HVC)

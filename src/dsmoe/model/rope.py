@@ -22,6 +22,7 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, positions_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin [L, D] for positions [L]; [B, L, D] for per-row positions [B, L]."""
         angles_LH = positions_L.float().unsqueeze(-1) * self.inv_freq
         angles_LD = torch.cat([angles_LH, angles_LH], dim=-1)
         return angles_LD.cos() * self.attention_factor, angles_LD.sin() * self.attention_factor
@@ -35,6 +36,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 def apply_rope(x_BHLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor,
                interleaved: bool = False) -> torch.Tensor:
     """Rotate each (i, i + d/2) pair, or each (2i, 2i + 1) pair when interleaved, by its position's angle.
+    cos_LD/sin_LD broadcast against x: [L, D], or [B, 1, L, D] for per-row positions.
 
     The interleaved result is laid out [rotated evens, rotated odds] as transformers' DeepSeek-V3 does: the
     same permutation for queries and keys, so q.k (all attention uses) equals the in-place rotation's.

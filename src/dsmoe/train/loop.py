@@ -19,10 +19,11 @@ from dsmoe.routers import install_bias_update
 from dsmoe.run_config import RunConfig
 from dsmoe.runtime import retain_freed_memory
 from dsmoe.train import checkpoint as ckpt
-from dsmoe.train.metrics import MetricsLog, expert_metrics
+from dsmoe.train.metrics import MetricsLog, eval_record, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler
 from dsmoe.train.resume import resolve_run_config
 from dsmoe.train.step import StepResult, accumulate_gradients
+from dsmoe.train.tensorboard import TensorBoardLog, summary_writer_class
 
 
 @dataclass
@@ -61,6 +62,8 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
     """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation."""
     run_dir = Path(run_dir)
     config = resolve_run_config(config, run_dir, resume)
+    if config.train.tensorboard:
+        summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
     if config.train.retain_freed_memory:
         retain_freed_memory()
     data = prepare_data(config.data, run_dir, config.model.vocab_size)
@@ -97,29 +100,39 @@ class Trainer:
                                     self.cfg.seed)
         self.token_bytes = token_byte_lengths(data.tokenizer)
         self.val_tokens = {domain: data.val.domain_tokens(domain) for domain in data.val.domains}
-        self.metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=start_step)
+        self.logs = [MetricsLog(run_dir / "metrics.jsonl", resume_step=start_step)]
+        if self.cfg.tensorboard:
+            self.logs.append(TensorBoardLog(run_dir, resume_step=start_step))
         self.nonfinite_streak = 0
 
     def run(self) -> TrainResult:
-        stopped, started = None, time.perf_counter()
-        bar = tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        """Train to the last step or a stop request, save, evaluate; the logs are closed on every way out."""
         try:
-            with StopRequest() as stop:
-                while self.step < self.cfg.steps and stopped is None:
-                    self.train_one_step(bar)
-                    stopped = stop.reason or self.over_time_budget(started)
-        except NonFiniteLossError as error:
-            bar.close()
-            self.metrics.close()
-            raise error
-        bar.close()
-        self.save()
-        interrupted = stopped is not None and stopped != "time_budget"
-        final = None if interrupted else self.evaluate(max_batches=None)
-        if final is not None:
-            self.metrics.write({"step": self.step, "final_val": final.loss, "final_val_bpb": final.bits_per_byte})
-        self.metrics.close()
-        return TrainResult(self.run_dir, self.step, stopped, final)
+            stopped = self.train_steps()
+            self.save()
+            interrupted = stopped is not None and stopped != "time_budget"
+            final = None if interrupted else self.evaluate(max_batches=None)
+            if final is not None:
+                self.log(eval_record(self.step, final, final=True))
+            return TrainResult(self.run_dir, self.step, stopped, final)
+        finally:
+            for log in self.logs:
+                log.close()
+
+    def train_steps(self) -> str | None:
+        """Optimizer steps until train.steps, a signal or the time budget; returns why it stopped early."""
+        stopped, started = None, time.perf_counter()
+        with tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True) as bar, \
+                StopRequest() as stop:
+            while self.step < self.cfg.steps and stopped is None:
+                self.train_one_step(bar)
+                stopped = stop.reason or self.over_time_budget(started)
+        return stopped
+
+    def log(self, record: dict) -> None:
+        """The same record to metrics.jsonl and, when on, TensorBoard."""
+        for log in self.logs:
+            log.write(record)
 
     def over_time_budget(self, started: float) -> str | None:
         budget = self.cfg.time_budget_min
@@ -162,15 +175,14 @@ class Trainer:
                                      f"stopping. Last good checkpoint: {latest}")
 
     def log_step(self, result: StepResult, lr: float, grad_norm: float, tokens_per_s: float) -> None:
-        self.metrics.write({"step": self.step, "loss": result.loss, "lm_loss": result.lm_loss, **result.aux_losses,
-                            "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s,
-                            "experts": expert_metrics(self.config.model.moe_layers, result.router_stats)})
+        self.log({"step": self.step, "loss": result.loss, "lm_loss": result.lm_loss, **result.aux_losses,
+                  "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s,
+                  "experts": expert_metrics(self.config.model.moe_layers, result.router_stats)})
 
     def maybe_eval_and_save(self) -> None:
         every_eval, every_save = self.cfg.eval_every, self.cfg.save_every
         if every_eval and self.step % every_eval == 0 and self.step < self.cfg.steps:
-            result = self.evaluate(self.cfg.eval_batches)
-            self.metrics.write({"step": self.step, "val_loss": result.loss, "val_bpb": result.bits_per_byte})
+            self.log(eval_record(self.step, self.evaluate(self.cfg.eval_batches), final=False))
         if every_save and self.step % every_save == 0 and self.step < self.cfg.steps:
             self.save()
 

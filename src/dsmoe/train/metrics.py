@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from dsmoe.routers import RouterStats
+
+if TYPE_CHECKING:
+    from dsmoe.eval import EvalResult
+
+EVAL_KEYS = {False: ("val_loss", "val_bpb", "val_domains"), True: ("final_val", "final_val_bpb", "final_val_domains")}
 
 
 def load_summary(tokens_per_expert: torch.Tensor) -> dict[str, float]:
@@ -27,6 +33,15 @@ def sum_router_stats(per_micro_batch: list[list[RouterStats]]) -> list[RouterSta
 def expert_metrics(moe_layers: list[int], stats: list[RouterStats]) -> dict[str, dict]:
     return {str(layer): {"tokens_per_expert": s.tokens_per_expert.tolist(), "dropped": int(s.dropped_tokens),
                          **load_summary(s.tokens_per_expert)} for layer, s in zip(moe_layers, stats)}
+
+
+def eval_record(step: int, result: EvalResult, final: bool) -> dict:
+    """A validation record: loss and bits per byte, pooled and (with several domains) per domain."""
+    loss_key, bpb_key, domains_key = EVAL_KEYS[final]
+    record = {"step": step, loss_key: result.loss, bpb_key: result.bits_per_byte}
+    if result.per_domain:
+        record[domains_key] = {name: {"loss": r.loss, "bpb": r.bits_per_byte} for name, r in result.per_domain.items()}
+    return record
 
 
 class MetricsLog:
