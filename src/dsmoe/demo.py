@@ -17,6 +17,7 @@ from dsmoe.inference.stream import stream_completion
 from dsmoe.model import count_params
 from dsmoe.run_config import RunConfig
 from dsmoe.runs import load_run
+from dsmoe.train.calibrate import fit_steps_to_budget
 from dsmoe.train.loop import train
 from dsmoe.train.metrics import load_summary, read_metrics
 
@@ -43,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
     config = RunConfig.load(DEMO_CONFIG, [f"train.time_budget_min={args.minutes}", *args.overrides])
+    config = fit_steps_to_budget(config, args.minutes)  # so the learning-rate schedule ends with the budget
     params = count_params(config.model)
     print(f"training the tiny DeepSeekMoE ({params.total / 1e6:.1f}M params, {params.activated / 1e6:.1f}M "
           f"activated per token) on Tiny Shakespeare for up to {args.minutes:g} minutes -> {args.out}")
+    print(f"measured on this machine: {config.train.steps} steps of {config.train.batch_size} x {config.data.seq_len} "
+          f"tokens fit in that time")
     result = train(config, Path(args.out))
     print(f"\nstopped at step {result.step} ({result.stopped_early or 'all steps done'})")
     print(f"validation: {result.final_eval.summary()}")

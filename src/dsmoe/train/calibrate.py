@@ -1,0 +1,45 @@
+"""How many optimizer steps fit in a time budget on this machine, measured, so a time-limited run can
+size its learning-rate schedule to finish (a cosine cut short never anneals)."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+
+from dsmoe.model import DeepSeekMoEForCausalLM
+from dsmoe.routers import install_bias_update
+from dsmoe.run_config import RunConfig
+from dsmoe.runtime import retain_freed_memory
+from dsmoe.train.optim import build_optimizer
+from dsmoe.train.step import accumulate_gradients
+
+
+def seconds_per_step(config: RunConfig, timed_steps: int = 3) -> float:
+    """Median wall time of a full optimizer step of this config's model, on random tokens, after one warm-up."""
+    if config.train.retain_freed_memory:
+        retain_freed_memory()
+    rng_state = torch.get_rng_state()  # the real run's weights and data order must not depend on this probe
+    model = DeepSeekMoEForCausalLM(config.model).train()
+    optimizer = build_optimizer(model, config.train)
+    install_bias_update(optimizer, model)
+    shape = (config.train.batch_size * config.train.grad_accum, config.data.seq_len)
+    tokens = torch.randint(0, config.model.vocab_size, shape)
+    times = []
+    for _ in range(timed_steps + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        accumulate_gradients(model, tokens, tokens, config.train.grad_accum, config.train.dtype)
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    torch.set_rng_state(rng_state)
+    return sorted(times[1:])[timed_steps // 2]
+
+
+def fit_steps_to_budget(config: RunConfig, minutes: float, eval_share: float = 0.05) -> RunConfig:
+    """A copy of config whose train.steps fill `minutes` of training, keeping eval_share for periodic evals."""
+    steps = int(minutes * 60 * (1 - eval_share) / seconds_per_step(config))
+    fitted = copy.deepcopy(config)
+    fitted.train.steps = max(steps, config.train.warmup_steps + 1)
+    return fitted
