@@ -3,7 +3,7 @@
 import torch
 
 from dsmoe.train import calibrate
-from tiny import run_config
+from train.tiny import run_config
 
 
 def test_steps_scale_with_budget_and_keep_rng(monkeypatch, tmp_path):
