@@ -76,8 +76,11 @@ class RunConfig:
         return cls.from_dict(tomllib.loads(path.read_text()), overrides)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: {k: v for k, v in dataclasses.asdict(getattr(self, name)).items() if v is not None}
-                for name in SECTIONS}
+        """Sections without None values; the model's derived fields stay unset (an MLA config must not name
+        n_kv_heads or head_dim, so writing their derived values would make the TOML unloadable)."""
+        values = {"model": self.model.to_dict(), "data": dataclasses.asdict(self.data),
+                  "train": dataclasses.asdict(self.train)}
+        return {name: {k: v for k, v in section.items() if v is not None} for name, section in values.items()}
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())

@@ -23,8 +23,9 @@ class LoadedRun:
     checkpoint: Path
 
 
-def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> LoadedRun:
-    """The model of the latest (or the given) checkpoint of `run_dir`, in eval mode."""
+def load_checkpoint_model(run_dir: str | Path, checkpoint: str | Path | None = None
+                          ) -> tuple[RunConfig, DeepSeekMoEForCausalLM, Path]:
+    """The config and eval-mode model of the latest (or the given) checkpoint of `run_dir`, and that checkpoint."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise ValueError(f"--run {str(run_dir)!r} is not a run directory (no config.toml)")
@@ -34,5 +35,10 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Loade
     config = RunConfig.load(chosen / ckpt.CONFIG)
     model = DeepSeekMoEForCausalLM(config.model)
     ckpt.load_weights(chosen, model)
-    model.eval()
-    return LoadedRun(config, model, load_tokenizer(run_dir / TOKENIZER_FILE), chosen)
+    return config, model.eval(), chosen
+
+
+def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> LoadedRun:
+    """The model of the latest (or the given) checkpoint of `run_dir`, in eval mode, with the run's tokenizer."""
+    config, model, chosen = load_checkpoint_model(run_dir, checkpoint)
+    return LoadedRun(config, model, load_tokenizer(Path(run_dir) / TOKENIZER_FILE), chosen)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dsmoe.cli import eval_cmd, generate_cmd, params_cmd, train_cmd
+from dsmoe.cli import convert_cmd, eval_cmd, generate_cmd, params_cmd, train_cmd
 
-COMMANDS = {"train": train_cmd, "eval": eval_cmd, "generate": generate_cmd, "params": params_cmd}
+COMMANDS = {"train": train_cmd, "eval": eval_cmd, "generate": generate_cmd, "params": params_cmd,
+            "convert": convert_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,42 @@
+"""Convert a Hugging Face checkpoint directory into a run directory, or a run's latest checkpoint into one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from dsmoe.interop.families import exportable
+from dsmoe.interop.hf import TOKENIZER_FILE
+from dsmoe.interop.run_dirs import export_run, import_run
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    direction = parser.add_mutually_exclusive_group(required=True)
+    direction.add_argument("--from-hf", metavar="DIR", help="Hugging Face checkpoint directory (config.json and "
+                           "*.safetensors) to import as a run directory")
+    direction.add_argument("--to-hf", metavar="RUN_DIR", help="run directory whose latest checkpoint to export")
+    parser.add_argument("--out", required=True, help="directory to write (must not exist or be empty)")
+    parser.add_argument("--model-type", choices=exportable(), default=None,
+                        help="family to export as (default: the one the config fits; deepseek_v3 for MLA with "
+                             "sigmoid routing)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weight dtype of an import")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.from_hf:
+        if args.model_type:
+            raise ValueError("--model-type applies to --to-hf; an import reads the model_type of config.json")
+        out = import_run(args.from_hf, args.out, DTYPES[args.dtype])
+        print(f"run directory: {out}")
+        if not (out / TOKENIZER_FILE).is_file():
+            print(f"note: {args.from_hf} has no {TOKENIZER_FILE}; `dsmoe eval` and `dsmoe generate` need one: copy "
+                  f"the model's tokenizers-format {TOKENIZER_FILE} to {out / TOKENIZER_FILE}", file=sys.stderr)
+        return 0
+    out = export_run(args.to_hf, args.out, args.model_type)
+    print(f"Hugging Face directory: {out} ({', '.join(sorted(path.name for path in Path(out).iterdir()))})")
+    return 0

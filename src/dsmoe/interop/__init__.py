@@ -1,0 +1,1 @@
+"""Conversion between dsmoe models and Hugging Face checkpoints (see `dsmoe.interop.hf`)."""

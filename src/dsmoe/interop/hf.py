@@ -1,0 +1,148 @@
+"""Hugging Face checkpoints <-> dsmoe models, for the families in `dsmoe.interop.families.FAMILIES`.
+
+    model = from_pretrained("path/to/DeepSeek-V2-Lite")       # config.json + *.safetensors, streamed shard by shard
+    save_pretrained(model, "out/", model_type="deepseek_v3")   # a directory AutoModelForCausalLM loads as is
+    model = from_transformers(hf_model); hf_model = to_transformers(model)   # in memory (needs transformers)
+
+Directories hold the on-disk layout published checkpoints and transformers' own save_pretrained use (one tensor
+per expert), which transformers 5 fuses on load; see `dsmoe.interop.keys`. transformers itself is needed only by
+from_transformers and to_transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from dsmoe.interop.families import Family, get_family, natural_family
+from dsmoe.interop.hf_files import MAX_SHARD_BYTES, atomic_directory, shard_files, write_shards
+from dsmoe.interop.keys import KeyNames, Piece, hf_pieces
+from dsmoe.interop.loading import StreamingFill, check_names, meta_model
+from dsmoe.model import DeepSeekMoEForCausalLM
+
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def layout(model: DeepSeekMoEForCausalLM, names: KeyNames, per_expert: bool) -> dict[str, Piece]:
+    """Hugging Face tensor name -> where it lives in `model` (see keys.hf_pieces)."""
+    config = model.config
+    shapes = {name: tensor.shape for name, tensor in model.state_dict(keep_vars=True).items()}
+    return hf_pieces(shapes, names, config.n_layers, config.n_mtp_modules, config.tie_word_embeddings, per_expert)
+
+
+def from_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> DeepSeekMoEForCausalLM:
+    """Load a Hugging Face checkpoint directory (config.json and safetensors shards) as a dsmoe model in eval mode.
+
+    The model is built on the meta device and filled shard by shard, so memory holds the model plus one tensor;
+    weights are cast to `dtype`. DeepSeek-V3 MTP layers (model.layers.{num_hidden_layers + k}) become dsmoe's MTP
+    modules. Errors name the unsupported model_type or field, or the missing, unexpected or misshapen tensor.
+    """
+    directory = Path(path)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{str(directory)!r} is not a Hugging Face checkpoint directory (no {CONFIG_FILE})")
+    values = json.loads(config_path.read_text())
+    family = get_family(values.get("model_type"))
+    files = shard_files(directory)
+    names = []
+    for file in files:
+        with safe_open(file, "pt") as shard:
+            names += shard.keys()
+    model = meta_model(family.config(values, mtp_layers(family, values, names)))
+    pieces = layout(model, family.names, per_expert=True)
+    source = f"checkpoint {str(directory)!r}"
+    check_names(pieces, names, source)
+    fill = StreamingFill(model, pieces, dtype)
+    for file in files:
+        with safe_open(file, "pt") as shard:
+            for name in shard.keys():
+                fill.put(name, shard.get_tensor(name))
+    return fill.finish(source)
+
+
+def mtp_layers(family: Family, values: dict, names: list[str]) -> int:
+    """How many MTP layers the checkpoint holds after its num_hidden_layers main ones (DeepSeek-V3's layout):
+    none, or exactly num_nextn_predict_layers (transformers' own save_pretrained writes none)."""
+    n_layers = values["num_hidden_layers"]
+    found = sorted({int(match.group(1)) for name in names if (match := re.match(r"model\.layers\.(\d+)\.", name))
+                    and int(match.group(1)) >= n_layers})
+    if not family.has_mtp or not found:
+        return 0
+    declared = family.fields(values)["num_nextn_predict_layers"]
+    if found != list(range(n_layers, n_layers + declared)):
+        raise ValueError(f"checkpoint holds MTP layers {found} but num_nextn_predict_layers={declared} "
+                         f"(expected layers {n_layers}..{n_layers + declared - 1})")
+    return declared
+
+
+def save_pretrained(model: DeepSeekMoEForCausalLM, directory: str | Path, model_type: str | None = None,
+                    tokenizer_file: str | Path | None = None, max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
+    """Write `model` as a Hugging Face checkpoint directory of `model_type` (default: natural_family(config)):
+    config.json, safetensors shards in the per-expert on-disk layout, and a copy of `tokenizer_file`.
+
+    The directory must not exist or be empty; it appears complete or not at all. MTP modules are written as
+    DeepSeek-V3 writes them (model.layers.{n_layers + k}, which transformers skips on load). ValueError names the
+    first config field the family cannot express.
+    """
+    family = get_family(model_type or natural_family(model.config))
+    values = family.hf_config(model.config)
+    state = model.state_dict()
+    values["dtype"] = str(state["embed_tokens.weight"].dtype).removeprefix("torch.")
+    pieces = {name: piece for name, piece in layout(model, family.names, per_expert=True).items() if not piece.optional}
+    sizes = {name: state[piece.name].element_size() * torch.Size(piece.shape(state[piece.name].shape)).numel()
+             for name, piece in pieces.items()}
+    with atomic_directory(directory) as temporary:
+        write_shards(temporary, sizes, lambda name: pieces[name].take(state[pieces[name].name]), max_shard_bytes)
+        (temporary / CONFIG_FILE).write_text(json.dumps(values, indent=2) + "\n")
+        if tokenizer_file is not None:
+            shutil.copyfile(tokenizer_file, temporary / TOKENIZER_FILE)
+    return Path(directory)
+
+
+def from_transformers(model, dtype: torch.dtype | None = None) -> DeepSeekMoEForCausalLM:
+    """A dsmoe copy (in eval mode) of a transformers model of a supported family, weights in `dtype` (default:
+    the model's). Mirrors transformers' in-memory names: fused experts, `mlp.*` for every family."""
+    values = model.config.to_dict()
+    family = get_family(values.get("model_type"))
+    dsmoe_model = meta_model(family.config(values))
+    pieces = layout(dsmoe_model, family.names.in_transformers(), per_expert=False)
+    state = model.state_dict()
+    source = f"transformers model {type(model).__name__}"
+    check_names(pieces, state.keys(), source)
+    fill = StreamingFill(dsmoe_model, pieces, dtype or model.dtype)
+    for name, tensor in state.items():
+        fill.put(name, tensor.detach().clone())
+    return fill.finish(source)
+
+
+def to_transformers(model: DeepSeekMoEForCausalLM, model_type: str | None = None,
+                    attn_implementation: str | None = None):
+    """A transformers AutoModelForCausalLM (in eval mode) holding a copy of `model`'s weights, of `model_type`
+    (default: natural_family(config)). transformers has no MTP modules: a model with them is refused (use
+    save_pretrained, which keeps them in DeepSeek-V3's layout)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = model.config
+    if model.mtp is not None:
+        raise ValueError(f"n_mtp_modules={config.n_mtp_modules}: transformers models have no MTP modules; use "
+                         "save_pretrained, which writes them as DeepSeek-V3 does")
+    family = get_family(model_type or natural_family(config))
+    values = family.hf_config(config)
+    fields = {name: value for name, value in values.items() if name not in ("model_type", "architectures")}
+    hf_config = AutoConfig.for_model(family.model_type, **fields)
+    state = model.state_dict()
+    hf_model = AutoModelForCausalLM.from_config(hf_config, attn_implementation=attn_implementation,
+                                                dtype=state["embed_tokens.weight"].dtype)
+    pieces = layout(model, family.names.in_transformers(), per_expert=False)
+    tensors = {name: piece.take(state[piece.name]) for name, piece in pieces.items()}
+    missing, unexpected = hf_model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{type(hf_model).__name__} does not match the converted weights: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    return hf_model.eval()

@@ -1,0 +1,88 @@
+"""A Hugging Face checkpoint directory's files: its safetensors shards (and transformers' index of them), read in
+order and written into a directory that appears whole or not at all, and never over anything already there."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from dsmoe.train.checkpoint import fsync_tree
+
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+MAX_SHARD_BYTES = 5 * 2**30  # transformers' default max_shard_size of "5GB"
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary directory beside `path`; it is renamed to `path` only if the block finishes.
+
+    `path` must not exist or be an empty directory: nothing is overwritten. Everything in the temporary directory
+    is fsynced first, so a crash leaves either no output or the complete one (as train.checkpoint does for a
+    checkpoint).
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(f"output {str(path)!r} exists and is not an empty directory; choose another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield temporary
+        for directory in [temporary, *(entry for entry in temporary.rglob("*") if entry.is_dir())]:
+            fsync_tree(directory)
+        os.replace(temporary, path)
+        fsync_tree(path.parent)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def plan_shards(sizes: dict[str, int], max_shard_bytes: int) -> list[list[str]]:
+    """Tensor names in order, cut into shards of at most max_shard_bytes (a bigger tensor gets one of its own)."""
+    shards: list[list[str]] = [[]]
+    used = 0
+    for name, size in sizes.items():
+        if shards[-1] and used + size > max_shard_bytes:
+            shards.append([])
+            used = 0
+        shards[-1].append(name)
+        used += size
+    return shards
+
+
+def write_shards(directory: Path, sizes: dict[str, int], tensor: Callable[[str], torch.Tensor],
+                 max_shard_bytes: int = MAX_SHARD_BYTES) -> None:
+    """model.safetensors, or model-0000i-of-0000n.safetensors + model.safetensors.index.json (transformers' names).
+
+    `tensor(name)` is called shard by shard and its result copied, so at most one shard is held twice.
+    """
+    shards = plan_shards(sizes, max_shard_bytes)
+    names = [SINGLE_FILE] if len(shards) == 1 else [f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+                                                      for i in range(1, len(shards) + 1)]
+    for file_name, shard in zip(names, shards):
+        save_file({name: tensor(name).contiguous().clone() for name in shard}, str(directory / file_name),
+                  metadata={"format": "pt"})
+    if len(shards) > 1:
+        weight_map = {name: file_name for file_name, shard in zip(names, shards) for name in shard}
+        index = {"metadata": {"total_size": sum(sizes.values())}, "weight_map": weight_map}
+        (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+
+
+def shard_files(directory: Path) -> list[Path]:
+    """The safetensors files of a checkpoint directory: those its index names, else every *.safetensors."""
+    index = directory / INDEX_FILE
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [directory / name for name in files]
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors files in {str(directory)!r} (pytorch_model.bin checkpoints are "
+                                "not read: convert them to safetensors first)")
+    return files
