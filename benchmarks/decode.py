@@ -1,5 +1,5 @@
-"""Greedy decoding throughput with a KV cache: dsmoe vs transformers' generate() on the same small
-DeepSeek-V3-style model (MLA + 1 shared and 31 routed experts), at batch 1 and batch 16.
+"""Greedy decoding throughput with a KV cache: dsmoe's generate_batch vs transformers' generate() on the same
+small DeepSeek-V3-style model with the same weights (MLA + 1 shared and 31 routed experts), at batch 1 and 16.
 
     python benchmarks/decode.py                       # 32-token prompts, 64 new tokens, fp32, CPU
 """
@@ -13,7 +13,7 @@ import transformers
 
 from dsmoe.inference.generate import SamplingConfig, generate_batch
 from small_models import build_models
-from timing import median, setup_cpu, time_round_robin
+from timing import print_times, setup_cpu, time_round_robin
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,11 +40,12 @@ def main() -> None:
         runs = {"dsmoe": lambda: generate_batch(dsmoe, prompt_BL.tolist(), greedy),
                 "hf-generate": lambda: hf.generate(prompt_BL, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                                    pad_token_id=0)}
+        dsmoe_tokens = torch.tensor(runs["dsmoe"]())
+        hf_tokens = runs["hf-generate"]()[:, args.prompt_len:]
+        print(f"batch {batch}: prompt {args.prompt_len}, {n} new tokens; greedy tokens identical in both: "
+              f"{torch.equal(dsmoe_tokens, hf_tokens)}; {args.warmup} warm-up + {args.repeats} timed rounds")
         times = time_round_robin(runs, args.warmup, args.repeats)
-        print(f"batch {batch}: prompt {args.prompt_len}, {n} new tokens; {args.warmup} warm-up + {args.repeats} rounds")
-        for name, samples in times.items():
-            print(f"  {name:<12} {median(samples) * 1e3:>9.1f} ms {batch * n / median(samples):>8.0f} new tokens/s "
-                  f"(dsmoe speed-up {median(samples) / median(times['dsmoe']):.2f}x)")
+        print_times(times, batch * n, "new tokens", reference="dsmoe")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ FFN width (4 + 1) * 128 = 640 gives the same activated FLOPs per token.
 from __future__ import annotations
 
 import torch
-from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
 
 from dsmoe import DeepSeekMoEForCausalLM, ModelConfig
+from dsmoe.interop.hf import to_transformers
 
 VOCAB, HIDDEN, LAYERS, HEADS = 4096, 256, 4, 4
 EXPERTS, TOP_K, EXPERT_WIDTH, SHARED = 31, 4, 128, 1
@@ -28,19 +28,11 @@ def dsmoe_config(max_seq_len: int, dense: bool = False) -> ModelConfig:
                        norm_topk_prob=True, routed_scaling_factor=2.5, aux_loss_alpha=0.0)
 
 
-def hf_config(max_seq_len: int) -> DeepseekV3Config:
-    config = DeepseekV3Config(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                              num_attention_heads=HEADS, num_key_value_heads=HEADS, q_lora_rank=None, **MLA,
-                              moe_intermediate_size=EXPERT_WIDTH, n_routed_experts=EXPERTS, n_shared_experts=SHARED,
-                              num_experts_per_tok=TOP_K, first_k_dense_replace=0, n_group=1, topk_group=1,
-                              norm_topk_prob=True, routed_scaling_factor=2.5, max_position_embeddings=max_seq_len,
-                              experts_implementation="grouped_mm")
-    config._attn_implementation = "sdpa"
-    return config
-
-
 def build_models(max_seq_len: int) -> dict[str, torch.nn.Module]:
+    """dsmoe's model, the same weights in transformers' DeepseekV3ForCausalLM, and the dense equal-FLOPs model."""
     torch.manual_seed(0)
-    return {"dsmoe": DeepSeekMoEForCausalLM(dsmoe_config(max_seq_len)),
-            "hf-deepseek_v3": DeepseekV3ForCausalLM(hf_config(max_seq_len)),
+    dsmoe = DeepSeekMoEForCausalLM(dsmoe_config(max_seq_len))
+    hf = to_transformers(dsmoe, "deepseek_v3")
+    hf.set_experts_implementation("grouped_mm")  # transformers' fastest experts path
+    return {"dsmoe": dsmoe, "hf-deepseek_v3": hf,
             "dsmoe-dense": DeepSeekMoEForCausalLM(dsmoe_config(max_seq_len, dense=True))}

@@ -35,3 +35,11 @@ def time_round_robin(runs: dict[str, Callable[[], None]], warmup: int, repeats: 
 
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
+
+
+def print_times(times: dict[str, list[float]], work: int, unit: str, reference: str) -> None:
+    """One row per implementation: median and min ms, `work` units per second, and time relative to `reference`."""
+    print(f"  {'impl':<16} {'median ms':>10} {'min ms':>9} {unit + '/s':>14} {'time / ' + reference:>16}")
+    for name, samples in times.items():
+        print(f"  {name:<16} {median(samples) * 1e3:>10.1f} {min(samples) * 1e3:>9.1f} {work / median(samples):>14.0f}"
+              f" {median(samples) / median(times[reference]):>15.2f}x")

@@ -13,7 +13,7 @@ import torch
 import transformers
 
 from small_models import build_models
-from timing import median, setup_cpu, time_round_robin
+from timing import print_times, setup_cpu, time_round_robin
 
 
 def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, input_ids: torch.Tensor):
@@ -47,12 +47,8 @@ def main() -> None:
         model.train()
         runs[name] = training_step(model, torch.optim.AdamW(model.parameters(), lr=1e-4), input_ids)
     times = time_round_robin(runs, args.warmup, args.repeats)
-    tokens = args.batch * args.seq_len
     print(f"batch {args.batch} x seq {args.seq_len}; {args.warmup} warm-up + {args.repeats} timed rounds")
-    print(f"  {'model':<16} {'median ms':>10} {'min ms':>8} {'tokens/s':>9} {'dsmoe tokens/s / its':>21}")
-    for name, samples in times.items():
-        print(f"  {name:<16} {median(samples) * 1e3:>10.1f} {min(samples) * 1e3:>8.1f} {tokens / median(samples):>9.0f} "
-              f"{median(samples) / median(times['dsmoe']):>20.2f}x")
+    print_times(times, args.batch * args.seq_len, "tokens", reference="dsmoe")
 
 
 if __name__ == "__main__":

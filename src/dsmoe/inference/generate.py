@@ -106,7 +106,7 @@ def generate_batch(model: DeepSeekMoEForCausalLM, prompts: list[list[int]], samp
     input_ids_BL, real_BL = left_pad(prompts, device)
     attention_mask_BL = real_BL if len({len(prompt) for prompt in prompts}) > 1 else None
     generators = [torch.Generator(device=device).manual_seed(sampling.seed) for _ in prompts]
-    cache = model.new_cache()
+    cache = model.new_cache(max_len=input_ids_BL.shape[1] + sampling.max_new_tokens)  # sized to the request, not max_seq_len
     new_tokens: list[list[int]] = [[] for _ in prompts]
     running = list(range(len(prompts)))
     for _ in range(sampling.max_new_tokens):

@@ -50,8 +50,11 @@ class DeepSeekMoEForCausalLM(nn.Module):
         if self.lm_head.weight.device.type != "meta":
             init_weights(self, config.init_std)
 
-    def new_cache(self) -> KVCache:
-        return KVCache(self.config.n_layers, self.config.max_seq_len)
+    def new_cache(self, max_len: int | None = None) -> KVCache:
+        """An empty KV cache for up to max_len tokens (default max_seq_len; buffers are allocated that long)."""
+        if max_len is not None and not 0 < max_len <= self.config.max_seq_len:
+            raise ValueError(f"max_len={max_len} must be in [1, max_seq_len={self.config.max_seq_len}]")
+        return KVCache(self.config.n_layers, max_len or self.config.max_seq_len)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, cache: KVCache | None = None,
                 mtp: bool | None = None, attention_mask_BL: torch.Tensor | None = None) -> ModelOutput:
