@@ -28,6 +28,7 @@ from dsmoe import ModelConfig
 from dsmoe.model.ffn import SwiGLU
 from dsmoe.model.init import init_weights
 from dsmoe.model.moe import MoE
+from dsmoe.runtime import unmap_freed_memory
 from peak_memory import in_subprocess, peak_rss_growth_mib
 from timing import setup_cpu, time_round_robin
 
@@ -236,8 +237,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.manual_seed(0)
-    if args.peak_of:  # a child measuring one implementation's peak memory, with the system allocator
+    if args.peak_of:  # a child measuring one implementation's peak memory: RSS must follow live tensors
         setup_cpu(system_allocator=True)
+        unmap_freed_memory()
         return peak_memory_child(args)
     print(f"{setup_cpu(args.system_allocator)}, transformers {transformers.__version__}, fp32 CPU")
     ratios = {name: benchmark_layout(name, args) for name in args.layouts}

@@ -42,11 +42,18 @@ def test_each_epoch_visits_every_window_once_even_across_batch_boundaries():
     assert sorted(starts[:124].tolist()) == sorted(starts[124:248].tolist()) == list(range(0, 992, SEQ_LEN))
 
 
-def test_val_batches_are_the_contiguous_windows_in_order_and_stop_at_max_batches():
+def test_val_batches_are_the_contiguous_windows_in_order():
     xs = [x for x, _ in val_batches(TOKENS, SEQ_LEN, batch_size=50)]
     assert [len(x) for x in xs] == [50, 50, 24]
     assert torch.equal(torch.cat(xs)[:, 0], torch.arange(0, 992, SEQ_LEN))
-    assert len(list(val_batches(TOKENS, SEQ_LEN, batch_size=50, max_batches=2))) == 2
+
+def test_max_val_batches_spread_evenly_over_the_whole_split():
+    xs = [x for x, _ in val_batches(TOKENS, SEQ_LEN, batch_size=4, max_batches=2)]
+    assert [len(x) for x in xs] == [4, 4]
+    starts = torch.cat(xs)[:, 0]
+    assert starts[0] == 0 and starts[-1] == 984  # the first and the last of the 124 windows
+    assert starts.unique().numel() == 8 and bool((starts.diff() > 100).all())
+    assert len(list(val_batches(TOKENS, SEQ_LEN, batch_size=50, max_batches=3))) == 3  # 3 x 50 > 124: all
 
 
 def test_too_few_tokens_for_one_sequence_raise_with_both_counts():

@@ -18,8 +18,11 @@ def kernel_inputs(n_tokens: int, top_k: int, seed: int = 0):
     return token_index_S, expert_index_S, [x_TD, weight_S, *expert_weights(generator)]
 
 
-def test_chunked_swiglu_backward_matches_loop(monkeypatch):
-    """With chunks of 3 rows (a ragged last chunk) the in-place SwiGLU backward still gives the loop's grads."""
+@pytest.mark.parametrize("rows_per_chunk", [1, 5, 10_000])
+def test_expert_blocks_and_chunked_swiglu_backward_match_loop(monkeypatch, rows_per_chunk):
+    """Blocks of one expert, of a few experts (ragged), or all experts; SwiGLU backward steps of 3 rows:
+    outputs and grads still equal the loop's (idle experts included: 11 tokens top-2 over 4 experts)."""
+    monkeypatch.setattr(fused, "ROWS_PER_CHUNK", rows_per_chunk)
     monkeypatch.setattr(fused, "SWIGLU_BACKWARD_ROWS", 3)
     token_index_S, expert_index_S, inputs = kernel_inputs(n_tokens=11, top_k=2)
     grad_out_TD = torch.randn_like(inputs[0])
@@ -31,6 +34,14 @@ def test_chunked_swiglu_backward_matches_loop(monkeypatch):
     reference = values_and_grads(loop_experts, inputs, call, grad_out_TD)
     for name, a, b in zip(["out", "x", "weight", "gate_up", "down"], fast, reference):
         assert rel_error(a, b) <= TOLERANCE, name
+
+
+def test_expert_blocks_cover_every_row_once_and_skip_idle_experts(monkeypatch):
+    monkeypatch.setattr(fused, "ROWS_PER_CHUNK", 4)
+    offsets_E = torch.tensor([0, 3, 3, 9, 10, 10], dtype=torch.int32)  # experts 0, 2, 5 idle; expert 3 has 6 rows
+    blocks = [(e.start, e.stop, r.start, r.stop, o.tolist()) for e, r, o in fused.expert_chunks(offsets_E)]
+    assert blocks == [(0, 4, 0, 9, [0, 3, 3, 9]), (4, 6, 9, 10, [1, 1])]
+    assert fused.expert_chunks(torch.tensor([0, 0], dtype=torch.int32)) == []  # no rows: nothing to run
 
 
 def test_second_backward_through_the_same_graph_is_refused():

@@ -1,5 +1,5 @@
 """The whole routed-expert computation as one custom op with its own backward: gather, SwiGLU experts,
-weighted scatter.
+weighted scatter, run over chunks of consecutive experts.
 
 Autograd over the plain ops would keep the K-fold gathered input, both projections, the SwiGLU
 product and the weighted output alive for backward. This op keeps only the gate/up projection
@@ -7,6 +7,9 @@ h = x W1^T ([S, 2F], what the SwiGLU derivative needs) and recomputes the rest: 
 (cheap memory traffic) and silu(gate) * up (elementwise). The routing weight is folded into the
 SwiGLU output before the down projection, w * (a W2^T) = (w * a) W2^T, so no [S, D] product is
 materialised, and its gradient is <g W2, a> on [S, F] rows instead of <g, y> on [S, D] rows.
+Pairs are sorted by expert, so a run of consecutive experts is a contiguous block of rows: the op
+works through blocks of about ROWS_PER_CHUNK rows, so the K-fold [rows, D] temporaries (gathered
+inputs, outputs, their gradients) never exist for all T * K pairs at once.
 
 Being a torch.library custom op, it is opaque to torch.compile, which cannot trace fp32
 torch._grouped_mm itself; the output shapes depend only on input shapes (S = T * K pairs), so
@@ -17,6 +20,23 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+ROWS_PER_CHUNK = 8192  # pair rows per block of experts (an expert with more rows gets a block of its own)
+SWIGLU_BACKWARD_ROWS = 8192  # rows per step of the in-place SwiGLU backward: bounds its temporaries
+
+
+def expert_chunks(offsets_E: torch.Tensor) -> list[tuple[slice, slice, torch.Tensor]]:
+    """(experts, rows, offsets within the block) of runs of consecutive experts holding >= 1 row each."""
+    ends = offsets_E.tolist()
+    chunks, first_expert, first_row = [], 0, 0
+    for expert, end_row in enumerate(ends):
+        if end_row - first_row >= ROWS_PER_CHUNK or expert == len(ends) - 1:
+            if end_row > first_row:
+                block_offsets = torch.tensor(ends[first_expert:expert + 1], dtype=torch.int32) - first_row
+                chunks.append((slice(first_expert, expert + 1), slice(first_row, end_row),
+                               block_offsets.to(offsets_E.device)))
+            first_expert, first_row = expert + 1, end_row
+    return chunks
 
 
 def swiglu_from_gate_up(h_SF2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -30,20 +50,27 @@ def grouped_swiglu_experts(x_TD: torch.Tensor, token_sorted_S: torch.Tensor, off
                            weight_sorted_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """(out_TD = scatter_add over pairs s of w_s * SwiGLU_{e_s}(x_{t_s}), the kept projection h_SF2)."""
-    x_SD = x_TD.index_select(0, token_sorted_S)
-    h_SF2 = torch._grouped_mm(x_SD, gate_up_EFD.transpose(-2, -1), offs=offsets_E)
-    del x_SD  # recomputed in backward: one gather costs less than keeping K copies of x
-    act_SF = swiglu_from_gate_up(h_SF2)[2].mul_(weight_sorted_S.unsqueeze(-1))
-    y_SD = torch._grouped_mm(act_SF, down_EDF.transpose(-2, -1), offs=offsets_E)
-    return torch.zeros_like(x_TD).index_add_(0, token_sorted_S, y_SD), h_SF2
+    out_TD = torch.zeros_like(x_TD)
+    chunks = expert_chunks(offsets_E)
+    h_SF2 = x_TD.new_empty(token_sorted_S.shape[0], gate_up_EFD.shape[1])
+    for experts, rows, offsets in chunks:
+        x_SD = x_TD.index_select(0, token_sorted_S[rows])
+        h_block = torch._grouped_mm(x_SD, gate_up_EFD[experts].transpose(-2, -1), offs=offsets)
+        del x_SD
+        if len(chunks) == 1:  # one block holds every row: keep it, no copy
+            h_SF2 = h_block
+        else:
+            h_SF2[rows] = h_block
+            h_block = h_SF2[rows]
+        act_SF = swiglu_from_gate_up(h_block)[2].mul_(weight_sorted_S[rows].unsqueeze(-1))
+        y_SD = torch._grouped_mm(act_SF, down_EDF[experts].transpose(-2, -1), offs=offsets)
+        out_TD.index_add_(0, token_sorted_S[rows], y_SD)
+    return out_TD, h_SF2
 
 
 @grouped_swiglu_experts.register_fake
 def _(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF):
     return torch.empty_like(x_TD), x_TD.new_empty(token_sorted_S.shape[0], gate_up_EFD.shape[1])
-
-
-SWIGLU_BACKWARD_ROWS = 8192  # rows per chunk of the in-place SwiGLU backward: bounds its temporaries
 
 
 @torch.no_grad()
@@ -70,19 +97,21 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
                                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. (x_TD, weight_sorted_S, gate_up_EFD, down_EDF). Consumes h_SF2: it is overwritten by
     its own gradient (a second backward through the same graph then fails autograd's saved-tensor check)."""
-    w_S1 = weight_sorted_S.unsqueeze(-1)
-    grad_y_SD = grad_out_TD.index_select(0, token_sorted_S)  # also makes an expanded gradient contiguous
-    act_SF = swiglu_from_gate_up(h_SF2)[2]
-    grad_act_SF = torch._grouped_mm(grad_y_SD, down_EDF, offs=offsets_E)  # gradient w.r.t. w * act
-    grad_weight_S = (grad_act_SF * act_SF).sum(-1).to(weight_sorted_S.dtype)
-    grad_down_EDF = torch._grouped_mm(grad_y_SD.t(), act_SF.mul_(w_S1), offs=offsets_E)
-    del grad_y_SD, act_SF
-    grad_h_SF2 = swiglu_backward_into_(h_SF2, grad_act_SF.mul_(w_S1))
-    del grad_act_SF
-    grad_x_SD = torch._grouped_mm(grad_h_SF2, gate_up_EFD, offs=offsets_E)
-    grad_x_TD = torch.zeros_like(x_TD).index_add_(0, token_sorted_S, grad_x_SD)
-    del grad_x_SD
-    grad_gate_up_EFD = torch._grouped_mm(grad_h_SF2.t(), x_TD.index_select(0, token_sorted_S), offs=offsets_E)
+    grad_x_TD, grad_weight_S = torch.zeros_like(x_TD), torch.zeros_like(weight_sorted_S)
+    grad_gate_up_EFD, grad_down_EDF = torch.zeros_like(gate_up_EFD), torch.zeros_like(down_EDF)
+    for experts, rows, offsets in expert_chunks(offsets_E):
+        tokens_S, w_S1 = token_sorted_S[rows], weight_sorted_S[rows].unsqueeze(-1)
+        grad_y_SD = grad_out_TD.index_select(0, tokens_S)  # also makes an expanded gradient contiguous
+        act_SF = swiglu_from_gate_up(h_SF2[rows])[2]
+        grad_act_SF = torch._grouped_mm(grad_y_SD, down_EDF[experts], offs=offsets)  # gradient w.r.t. w * act
+        grad_weight_S[rows] = (grad_act_SF * act_SF).sum(-1).to(grad_weight_S.dtype)
+        grad_down_EDF[experts] = torch._grouped_mm(grad_y_SD.t(), act_SF.mul_(w_S1), offs=offsets)
+        del grad_y_SD, act_SF
+        grad_h_SF2 = swiglu_backward_into_(h_SF2[rows], grad_act_SF.mul_(w_S1))
+        del grad_act_SF
+        grad_x_TD.index_add_(0, tokens_S, torch._grouped_mm(grad_h_SF2, gate_up_EFD[experts], offs=offsets))
+        x_SD = x_TD.index_select(0, tokens_S)
+        grad_gate_up_EFD[experts] = torch._grouped_mm(grad_h_SF2.t(), x_SD, offs=offsets)
     return grad_x_TD, grad_weight_S, grad_gate_up_EFD, grad_down_EDF
 
 

@@ -21,15 +21,28 @@ MMAP_THRESHOLD_BYTES = 1 << 30  # only blocks above 1 GiB still come from (and g
 TRIM_THRESHOLD_BYTES = (1 << 31) - 1  # never give the top of the heap back
 
 
-@functools.cache
-def retain_freed_memory() -> bool:
-    """Tell glibc's malloc to reuse freed blocks; True if applied (False off glibc, e.g. macOS, musl)."""
-    name = ctypes.util.find_library("c")
+def glibc_mallopt():
+    """glibc's mallopt(param, value), or None off glibc (macOS, musl)."""
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # only glibc has both
     except (OSError, AttributeError, TypeError):
-        return False
+        return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    return mallopt
+
+
+@functools.cache
+def retain_freed_memory() -> bool:
+    """Tell glibc's malloc to reuse freed blocks; True if applied (False off glibc, e.g. macOS, musl)."""
+    mallopt = glibc_mallopt()
+    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+
+
+def unmap_freed_memory() -> bool:
+    """The opposite, for measuring: every block over 64 KiB is mmapped and unmapped when freed, so the resident
+    set follows the memory tensors really hold (peak RSS = peak live memory). True if applied."""
+    mallopt = glibc_mallopt()
+    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, 1 << 16))
