@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from dsmoe.cli.main import main as cli_main
 from dsmoe.train import checkpoint as ckpt
 from dsmoe.train import loop
 from dsmoe.train.metrics import read_metrics
 from dsmoe.train.step import StepResult
 from dsmoe.train.tensorboard import TensorBoardLog
-from train.tiny import corpus_text, one_thread, run_config
+from train.tiny import corpus_text, one_thread, run_config, train_args
 
 EVERYTHING = {"scalars": 0, "histograms": 0}  # EventAccumulator keeps every event, not a sample
 SETTINGS = dict(train__steps=4, train__eval_every=2, train__save_every=2, train__keep_last=4, train__tensorboard=True,
@@ -146,7 +147,8 @@ def test_without_the_flag_no_event_files_are_written(tmp_path):
     assert (tmp_path / "run" / "metrics.jsonl").is_file() and not (tmp_path / "run" / "tensorboard").exists()
 
 
-def test_a_missing_tensorboard_package_fails_at_start_naming_the_flag_and_the_install_command(tmp_path, monkeypatch):
+def test_a_missing_tensorboard_package_fails_at_start_naming_the_flag_and_the_install_command(tmp_path, monkeypatch,
+                                                                                          capsys):
     for name in [name for name in sys.modules if name.startswith("torch.utils.tensorboard")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # `import tensorboard` now raises ImportError
@@ -155,3 +157,5 @@ def test_a_missing_tensorboard_package_fails_at_start_naming_the_flag_and_the_in
     with pytest.raises(ImportError, match=f"^{re.escape(message)}"):
         loop.train(run_config(tmp_path, train__tensorboard=True), tmp_path / "run")
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run" / "metrics.jsonl").exists()
+    assert cli_main(train_args(tmp_path, tmp_path / "run", train__tensorboard=True)) == 2  # one line, no traceback
+    assert capsys.readouterr().err.startswith(f"dsmoe train: error: {message}")

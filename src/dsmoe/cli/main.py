@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from dsmoe.cli import convert_cmd, eval_cmd, generate_cmd, params_cmd, train_cmd
+from dsmoe.train.tensorboard import MissingDependencyError
 
 COMMANDS = {"train": train_cmd, "eval": eval_cmd, "generate": generate_cmd, "params": params_cmd,
             "convert": convert_cmd}
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args) or 0
-    except (ValueError, FileNotFoundError) as error:  # bad input (a config value, a missing path): no traceback
+    except (ValueError, FileNotFoundError, MissingDependencyError) as error:  # bad input or setup: no traceback
         print(f"dsmoe {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -98,20 +98,32 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
     """Gradients w.r.t. (x_TD, weight_sorted_S, gate_up_EFD, down_EDF). Consumes h_SF2: it is overwritten by
     its own gradient (a second backward through the same graph then fails autograd's saved-tensor check)."""
     grad_x_TD, grad_weight_S = torch.zeros_like(x_TD), torch.zeros_like(weight_sorted_S)
-    grad_gate_up_EFD, grad_down_EDF = torch.zeros_like(gate_up_EFD), torch.zeros_like(down_EDF)
-    for experts, rows, offsets in expert_chunks(offsets_E):
+    chunks = expert_chunks(offsets_E)
+    # one block of every expert: its weight gradients are the whole ones (no zero-filled copies to write into)
+    whole = len(chunks) == 1 and chunks[0][0] == slice(0, gate_up_EFD.shape[0])
+    grad_gate_up_EFD, grad_down_EDF = (None, None) if whole else (torch.zeros_like(gate_up_EFD),
+                                                                  torch.zeros_like(down_EDF))
+    for experts, rows, offsets in chunks:
         tokens_S, w_S1 = token_sorted_S[rows], weight_sorted_S[rows].unsqueeze(-1)
         grad_y_SD = grad_out_TD.index_select(0, tokens_S)  # also makes an expanded gradient contiguous
         act_SF = swiglu_from_gate_up(h_SF2[rows])[2]
         grad_act_SF = torch._grouped_mm(grad_y_SD, down_EDF[experts], offs=offsets)  # gradient w.r.t. w * act
         grad_weight_S[rows] = (grad_act_SF * act_SF).sum(-1).to(grad_weight_S.dtype)
-        grad_down_EDF[experts] = torch._grouped_mm(grad_y_SD.t(), act_SF.mul_(w_S1), offs=offsets)
+        grad_down_block = torch._grouped_mm(grad_y_SD.t(), act_SF.mul_(w_S1), offs=offsets)
+        if whole:
+            grad_down_EDF = grad_down_block
+        else:
+            grad_down_EDF[experts] = grad_down_block
         del grad_y_SD, act_SF
         grad_h_SF2 = swiglu_backward_into_(h_SF2[rows], grad_act_SF.mul_(w_S1))
         del grad_act_SF
         grad_x_TD.index_add_(0, tokens_S, torch._grouped_mm(grad_h_SF2, gate_up_EFD[experts], offs=offsets))
         x_SD = x_TD.index_select(0, tokens_S)
-        grad_gate_up_EFD[experts] = torch._grouped_mm(grad_h_SF2.t(), x_SD, offs=offsets)
+        grad_gate_up_block = torch._grouped_mm(grad_h_SF2.t(), x_SD, offs=offsets)
+        if whole:
+            grad_gate_up_EFD = grad_gate_up_block
+        else:
+            grad_gate_up_EFD[experts] = grad_gate_up_block
     return grad_x_TD, grad_weight_S, grad_gate_up_EFD, grad_down_EDF
 
 

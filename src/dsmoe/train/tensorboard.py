@@ -9,12 +9,16 @@ TENSORBOARD_DIR = "tensorboard"
 INSTALL_COMMAND = "pip install 'dsmoe[tensorboard]'"
 
 
+class MissingDependencyError(ImportError):
+    """An optional package a requested feature needs is not installed (the CLI prints it without a traceback)."""
+
+
 def summary_writer_class() -> type:
     """torch's SummaryWriter, or an ImportError naming train.tensorboard and the install command."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
-        raise ImportError(f"train.tensorboard=true needs the tensorboard package, which is not installed; "
+        raise MissingDependencyError(f"train.tensorboard=true needs the tensorboard package, which is not installed; "
                           f"install it with: {INSTALL_COMMAND} (or set train.tensorboard=false)") from error
     return SummaryWriter
 
