@@ -5,16 +5,12 @@ import pytest
 from dsmoe.cli.main import main
 from dsmoe.run_config import RunConfig
 from dsmoe.train import checkpoint as ckpt
-from dsmoe.train.loop import train
-from train.tiny import one_thread, run_config, run_dsmoe, train_args
+from train.tiny import one_step_run, run_dsmoe, train_args
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("cli_errors")
-    with one_thread():
-        train(run_config(tmp_path, train__steps=1), tmp_path / "run")
-    return tmp_path / "run"
+    return one_step_run(tmp_path_factory, "cli_errors")
 
 
 def assert_cli_error(argv: list[str], message: str, capsys) -> None:

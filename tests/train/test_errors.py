@@ -7,7 +7,7 @@ import pytest
 from dsmoe.run_config import RunConfig
 from dsmoe.train import checkpoint as ckpt
 from dsmoe.train.loop import train
-from train.tiny import one_thread, run_config
+from train.tiny import one_step_run, run_config
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -40,11 +40,7 @@ def test_missing_config_file_is_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """A run of one step with one checkpoint, shared by the tests that only read it."""
-    tmp_path = tmp_path_factory.mktemp("errors")
-    with one_thread():
-        train(run_config(tmp_path, train__steps=1), tmp_path / "run")
-    return tmp_path / "run"
+    return one_step_run(tmp_path_factory, "errors")
 
 
 def test_resuming_a_run_without_checkpoints_is_refused(tmp_path):

@@ -60,6 +60,16 @@ def run_config(tmp_path: Path, **changes) -> RunConfig:
     return RunConfig.load(None, overrides(tmp_path, **changes))
 
 
+def one_step_run(tmp_path_factory, name: str) -> Path:
+    """A run of one step with one checkpoint (one torch thread), for module fixtures of tests that only read it."""
+    from dsmoe.train.loop import train
+
+    tmp_path = tmp_path_factory.mktemp(name)
+    with one_thread():
+        train(run_config(tmp_path, train__steps=1), tmp_path / "run")
+    return tmp_path / "run"
+
+
 def tiny_model(seed: int = 0, **changes) -> DeepSeekMoEForCausalLM:
     torch.manual_seed(seed)
     return DeepSeekMoEForCausalLM(ModelConfig(**{**MODEL, **changes}))
