@@ -17,12 +17,11 @@ def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S
     """out_t = sum over pairs (t, e, w) of w * expert_e(x_t), one expert at a time."""
     out_TD = torch.zeros_like(x_TD)
     # unbind, not gate_up_EFD[expert]: indexing would give each expert a full-size [E, ...] zero gradient
-    for expert, (gate_up_FD, down_DF) in enumerate(zip(gate_up_EFD.unbind(0), down_EDF.unbind(0))):
+    gate_ups_FD, downs_DF = gate_up_EFD.unbind(0), down_EDF.unbind(0)
+    for expert in expert_index_S.unique().tolist():  # only the experts that received pairs
         selected = expert_index_S == expert
-        if not selected.any():
-            continue
         tokens = token_index_S[selected]
-        y_ND = expert_swiglu(x_TD[tokens], gate_up_FD, down_DF)
+        y_ND = expert_swiglu(x_TD[tokens], gate_ups_FD[expert], downs_DF[expert])
         out_TD = out_TD.index_add(0, tokens, y_ND * weight_S[selected].unsqueeze(-1).to(y_ND.dtype))
     return out_TD
 
