@@ -1,5 +1,6 @@
 """Generate text from a run's latest checkpoint with the KV cache: one prompt streamed as it comes, several
-generated --batch-size at a time (left-padded), each printed when its batch is done."""
+generated --batch-size at a time (left-padded), each printed when its batch is done. --speculative decodes one
+prompt greedily with the model's MTP modules drafting, and reports how many drafts were accepted."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from dsmoe.data.tokenizer import END_OF_TEXT
 from dsmoe.inference import SamplingConfig
-from dsmoe.inference.stream import complete_in_batches, stream_completion
+from dsmoe.inference.stream import complete_in_batches, stream_completion, stream_speculative
 from dsmoe.runs import load_run
 
 
@@ -18,13 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", action="append", default=[], help="prompt text (repeatable)")
     parser.add_argument("--prompts-file", help="file with one prompt per line")
     parser.add_argument("--max-new-tokens", type=int, default=200)
-    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="softmax temperature, 0 = greedy (default 0.8; 0 with --speculative)")
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0,
                         help="each prompt samples from its own generator with this seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="prompts generated together when there are several (default 8)")
+    parser.add_argument("--speculative", action="store_true",
+                        help="greedy self-speculative decoding of one prompt: the MTP modules draft, the model "
+                             "verifies (needs n_mtp_modules >= 1); prints the draft acceptance rate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,9 +43,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give at least one --prompt or a --prompts-file")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
+    if args.speculative and len(prompts) != 1:
+        raise ValueError(f"--speculative decodes one prompt; got {len(prompts)} (give a single --prompt)")
+    temperature = args.temperature if args.temperature is not None else 0.0 if args.speculative else 0.8
     loaded = load_run(args.run)
-    sampling = SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
+    sampling = SamplingConfig(args.max_new_tokens, temperature, args.top_k, args.top_p, args.seed,
                               eos_token_id=loaded.tokenizer.token_to_id(END_OF_TEXT))
+    if args.speculative:
+        sys.stdout.write(prompts[0])
+        _, result = stream_speculative(loaded.model, loaded.tokenizer, prompts[0], sampling, sys.stdout)
+        sys.stdout.write(f"\n\n{result.summary()}\n")
+        return 0
     if len(prompts) == 1:
         sys.stdout.write(prompts[0])
         stream_completion(loaded.model, loaded.tokenizer, prompts[0], sampling, sys.stdout)

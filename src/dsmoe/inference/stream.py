@@ -1,5 +1,5 @@
-"""Text in, text out: one completion streamed as it grows (complete UTF-8 characters only), or many
-completions generated in batches."""
+"""Text in, text out: one completion streamed as it grows (complete UTF-8 characters only), plainly or by
+self-speculative decoding, or many completions generated in batches."""
 
 from __future__ import annotations
 
@@ -9,30 +9,49 @@ from typing import TextIO
 from tokenizers import Tokenizer
 
 from dsmoe.inference.generate import SamplingConfig, generate, generate_batch
+from dsmoe.inference.speculative import SpeculativeResult, generate_speculative
 from dsmoe.model import DeepSeekMoEForCausalLM
+
+
+class StreamedText:
+    """The decoded text of the tokens seen so far, written to `out` as it grows (complete UTF-8 characters only)."""
+
+    def __init__(self, tokenizer: Tokenizer, out: TextIO | None):
+        self.tokenizer, self.out = tokenizer, out
+        self.tokens: list[int] = []
+        self.written = 0
+
+    def on_token(self, token: int) -> None:
+        self.tokens.append(token)
+        text = self.tokenizer.decode(self.tokens)
+        stable = len(text.rstrip("\ufffd"))  # hold back a partial multi-byte character
+        if self.out is not None and stable > self.written:
+            self.out.write(text[self.written:stable])
+            self.out.flush()
+            self.written = stable
+
+    def finish(self) -> str:
+        """Write what was held back; return the whole completion."""
+        completion = self.tokenizer.decode(self.tokens)
+        if self.out is not None and len(completion) > self.written:
+            self.out.write(completion[self.written:])
+        return completion
 
 
 def stream_completion(model: DeepSeekMoEForCausalLM, tokenizer: Tokenizer, prompt: str, sampling: SamplingConfig,
                       out: TextIO | None = None) -> str:
     """Generate after `prompt`, writing the decoded text to `out` as it grows; return the completion."""
-    tokens: list[int] = []
-    written = 0
+    text = StreamedText(tokenizer, out)
+    generate(model, tokenizer.encode(prompt).ids, sampling, text.on_token)
+    return text.finish()
 
-    def on_token(token: int) -> None:
-        nonlocal written
-        tokens.append(token)
-        text = tokenizer.decode(tokens)
-        stable = len(text.rstrip("\ufffd"))  # hold back a partial multi-byte character
-        if out is not None and stable > written:
-            out.write(text[written:stable])
-            out.flush()
-            written = stable
 
-    generate(model, tokenizer.encode(prompt).ids, sampling, on_token)
-    completion = tokenizer.decode(tokens)
-    if out is not None and len(completion) > written:
-        out.write(completion[written:])
-    return completion
+def stream_speculative(model: DeepSeekMoEForCausalLM, tokenizer: Tokenizer, prompt: str, sampling: SamplingConfig,
+                       out: TextIO | None = None) -> tuple[str, SpeculativeResult]:
+    """stream_completion by greedy self-speculative decoding; also returns the draft acceptance counts."""
+    text = StreamedText(tokenizer, out)
+    result = generate_speculative(model, tokenizer.encode(prompt).ids, sampling, text.on_token)
+    return text.finish(), result
 
 
 def complete_in_batches(model: DeepSeekMoEForCausalLM, tokenizer: Tokenizer, prompts: list[str],

@@ -31,6 +31,13 @@ class KVCache:
             raise ValueError(f"KV cache holds at most max_len={self.max_len} tokens; asked for {new_len}")
         return new_len
 
+    def rollback(self, length: int) -> None:
+        """Forget the entries past `length` (speculative decoding drops rejected tokens); later writes overwrite
+        them, the real-token marks included."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"rollback length={length} must be in [0, current length={self.length}]")
+        self.length = length
+
     def record_real(self, real_BL: torch.Tensor) -> torch.Tensor:
         """Mark which of positions [length, length + L) are real tokens; return the marks of all [B, length + L]."""
         new_len = self.new_length(real_BL.shape[1])

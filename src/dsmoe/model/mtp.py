@@ -9,6 +9,7 @@ from torch.utils.checkpoint import checkpoint
 
 from dsmoe.config import ModelConfig
 from dsmoe.model.block import DecoderBlock
+from dsmoe.model.kv_cache import KVCache
 from dsmoe.model.norm import RMSNorm
 from dsmoe.model.output import IGNORE_INDEX, add_losses
 
@@ -32,9 +33,12 @@ class MTPModule(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.norm_eps)
 
     def forward(self, previous_BLD: torch.Tensor, next_embeddings_BLD: torch.Tensor, cos_LD: torch.Tensor,
-                sin_LD: torch.Tensor, next_ids_BL: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                sin_LD: torch.Tensor, next_ids_BL: torch.Tensor, cache: KVCache | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """cache: this module's own KV cache (the block writes it at the main model's last layer index; the
+        caller advances its length), for incremental drafting; training runs whole sequences without one."""
         merged_BLD = self.eh_proj(torch.cat([self.enorm(next_embeddings_BLD), self.hnorm(previous_BLD)], dim=-1))
-        out_BLD, aux_losses, _ = self.block(merged_BLD, cos_LD, sin_LD, next_ids_BL)
+        out_BLD, aux_losses, _ = self.block(merged_BLD, cos_LD, sin_LD, next_ids_BL, cache)
         return self.norm(out_BLD), aux_losses
 
 

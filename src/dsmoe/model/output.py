@@ -19,7 +19,8 @@ class ModelOutput:
     ran with labels; loss = lm_loss + sum(aux_losses) (the training objective, when labels are given);
     router_stats[i] for the i-th MoE layer of the main model (layer index in moe_layers[i]); the KV cache
     if one was used; mtp_logits[k - 1] [B, L - k, V]: MTP depth k's logits, position i predicting token
-    i + k + 1 (DeepSeek-V3 Sec. 2.2), empty unless the MTP modules ran."""
+    i + k + 1 (DeepSeek-V3 Sec. 2.2), empty unless the MTP modules ran; hidden_BLD [B, L, D]: the final-norm
+    output the LM head reads, which is what MTP depth 1 takes (speculative drafting feeds it on)."""
 
     logits: torch.Tensor
     loss: torch.Tensor | None = None
@@ -29,6 +30,7 @@ class ModelOutput:
     moe_layers: list[int] = field(default_factory=list)
     cache: KVCache | None = None
     mtp_logits: list[torch.Tensor] = field(default_factory=list)
+    hidden_BLD: torch.Tensor | None = None
 
 
 def add_losses(total: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> None:

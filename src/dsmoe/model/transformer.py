@@ -76,7 +76,7 @@ class DeepSeekMoEForCausalLM(nn.Module):
             cache.length += seq_len
         hidden_BLD = self.norm(x_BLD)
         out = ModelOutput(self.lm_head(hidden_BLD), aux_losses=aux_losses, router_stats=router_stats,
-                          moe_layers=self.config.moe_layers, cache=cache)
+                          moe_layers=self.config.moe_layers, cache=cache, hidden_BLD=hidden_BLD)
         if self.runs_mtp(mtp, labels, cache, padding):
             out.mtp_logits, mtp_aux = self.mtp(hidden_BLD, input_ids, cos_LD, sin_LD, self.embed_tokens, self.lm_head,
                                                checkpointed=self.checkpointing_active(cache))
