@@ -45,6 +45,20 @@ def swiglu_from_gate_up(h_SF2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return gate_SF, up_SF, F.silu(gate_SF) * up_SF
 
 
+def expert_mm(a_SK: torch.Tensor, b_EKN: torch.Tensor, offsets_E: torch.Tensor) -> torch.Tensor:
+    """torch._grouped_mm(a, b, offs): each expert's block of rows times its matrix. With fewer rows than experts
+    (decoding) only the experts holding rows are visited; the CPU grouped_mm steps through all of them."""
+    if a_SK.shape[0] >= b_EKN.shape[0]:
+        return torch._grouped_mm(a_SK, b_EKN, offs=offsets_E)
+    out_SN = a_SK.new_empty(a_SK.shape[0], b_EKN.shape[-1])
+    start = 0
+    for expert, end in enumerate(offsets_E.tolist()):
+        if end > start:
+            torch.mm(a_SK[start:end], b_EKN[expert], out=out_SN[start:end])
+        start = end
+    return out_SN
+
+
 @torch.library.custom_op("dsmoe::grouped_swiglu_experts", mutates_args=())
 def grouped_swiglu_experts(x_TD: torch.Tensor, token_sorted_S: torch.Tensor, offsets_E: torch.Tensor,
                            weight_sorted_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor
@@ -55,7 +69,7 @@ def grouped_swiglu_experts(x_TD: torch.Tensor, token_sorted_S: torch.Tensor, off
     h_SF2 = x_TD.new_empty(token_sorted_S.shape[0], gate_up_EFD.shape[1])
     for experts, rows, offsets in chunks:
         x_SD = x_TD.index_select(0, token_sorted_S[rows])
-        h_block = torch._grouped_mm(x_SD, gate_up_EFD[experts].transpose(-2, -1), offs=offsets)
+        h_block = expert_mm(x_SD, gate_up_EFD[experts].transpose(-2, -1), offsets)
         del x_SD
         if len(chunks) == 1:  # one block holds every row: keep it, no copy
             h_SF2 = h_block
@@ -63,7 +77,7 @@ def grouped_swiglu_experts(x_TD: torch.Tensor, token_sorted_S: torch.Tensor, off
             h_SF2[rows] = h_block
             h_block = h_SF2[rows]
         act_SF = swiglu_from_gate_up(h_block)[2].mul_(weight_sorted_S[rows].unsqueeze(-1))
-        y_SD = torch._grouped_mm(act_SF, down_EDF[experts].transpose(-2, -1), offs=offsets)
+        y_SD = expert_mm(act_SF, down_EDF[experts].transpose(-2, -1), offsets)
         out_TD.index_add_(0, token_sorted_S[rows], y_SD)
     return out_TD, h_SF2
 
