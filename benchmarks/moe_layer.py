@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -30,7 +29,7 @@ from dsmoe.model.init import init_weights
 from dsmoe.model.moe import MoE
 from dsmoe.runtime import unmap_freed_memory
 from peak_memory import in_subprocess, peak_rss_growth_mib
-from timing import setup_cpu, time_round_robin
+from timing import median, setup_cpu, time_round_robin
 
 ROUTED_SCALING_FACTOR = 2.5  # DeepSeek-V3's, given to both libraries
 INIT_STD = 0.02
@@ -198,9 +197,9 @@ def print_layout_table(times: dict[str, list[float]], impls: dict[str, Impl], x,
           f" {'peak act MiB':>13} {'peak/dense':>10}")
     ratios = {}
     for name, samples in times.items():
-        ratios[name] = statistics.median(samples) / statistics.median(dense)
+        ratios[name] = median(samples) / median(dense)
         memory = saved_activation_mib(impls[name], x, ids)
-        print(f"  {name:<16} {statistics.median(samples) * 1e3:>10.1f} {min(samples) * 1e3:>9.1f} "
+        print(f"  {name:<16} {median(samples) * 1e3:>10.1f} {min(samples) * 1e3:>9.1f} "
               f"{ratios[name]:>12.2f}x {min(samples) / min(dense):>9.2f}x {memory:>10.1f}"
               f" {peaks.get(name, float('nan')):>13.1f} {peaks.get(name, float('nan')) / peaks.get('dense', float('nan')):>9.2f}x")
     return ratios

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dsmoe.data.tokenizer import END_OF_TEXT
 from dsmoe.inference import SamplingConfig
+from dsmoe.inference.speculative import check_speculative
 from dsmoe.inference.stream import complete_in_batches, stream_completion, stream_speculative
 from dsmoe.runs import load_run
 
@@ -50,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(args.max_new_tokens, temperature, args.top_k, args.top_p, args.seed,
                               eos_token_id=loaded.tokenizer.token_to_id(END_OF_TEXT))
     if args.speculative:
-        if loaded.model.config.n_mtp_modules < 1:  # checked before anything is printed
-            raise ValueError(f"--speculative drafts with the MTP modules; this run's model has n_mtp_modules="
-                             f"{loaded.model.config.n_mtp_modules} (train one with model.n_mtp_modules >= 1)")
+        check_speculative(loaded.model, sampling)  # before anything is printed
         sys.stdout.write(prompts[0])
         _, result = stream_speculative(loaded.model, loaded.tokenizer, prompts[0], sampling, sys.stdout)
         sys.stdout.write(f"\n\n{result.summary()}\n")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
-from dsmoe.kernels.fused import fused_grouped_experts
+from dsmoe.kernels.fused import fused_grouped_experts, swiglu_from_gate_up
 
 GROUPED_MM_ALIGN_BYTES = 16  # torch._grouped_mm needs every row stride to be a multiple of 16 bytes
 
@@ -40,9 +39,8 @@ def grouped_mm_supported(x: torch.Tensor, gate_up_EFD: torch.Tensor) -> bool:
 def grouped_swiglu(x_SD: torch.Tensor, offsets_E: torch.Tensor, gate_up_EFD: torch.Tensor,
                    down_EDF: torch.Tensor) -> torch.Tensor:
     """SwiGLU of rows already sorted by expert; offsets_E are the int32 cumulative row counts."""
-    h_SF = torch._grouped_mm(x_SD, gate_up_EFD.transpose(-2, -1), offs=offsets_E)
-    gate_SF, up_SF = h_SF.chunk(2, dim=-1)
-    return torch._grouped_mm(F.silu(gate_SF) * up_SF, down_EDF.transpose(-2, -1), offs=offsets_E)
+    h_SF2 = torch._grouped_mm(x_SD, gate_up_EFD.transpose(-2, -1), offs=offsets_E)
+    return torch._grouped_mm(swiglu_from_gate_up(h_SF2)[2], down_EDF.transpose(-2, -1), offs=offsets_E)
 
 
 def sort_by_expert(expert_index_S: torch.Tensor, n_experts: int) -> tuple[torch.Tensor, torch.Tensor]:

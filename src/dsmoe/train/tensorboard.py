@@ -18,8 +18,9 @@ def summary_writer_class() -> type:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
-        raise MissingDependencyError(f"train.tensorboard=true needs the tensorboard package, which is not installed; "
-                          f"install it with: {INSTALL_COMMAND} (or set train.tensorboard=false)") from error
+        raise MissingDependencyError(f"train.tensorboard=true needs the tensorboard package, which is not "
+                                     f"installed; install it with: {INSTALL_COMMAND} (or set train.tensorboard=false)"
+                                     ) from error
     return SummaryWriter
 
 
