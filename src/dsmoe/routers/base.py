@@ -83,7 +83,9 @@ def topk_pairs(expert_indices_TK: torch.Tensor, weights_TK: torch.Tensor) -> tup
 
 
 def count_per_expert(expert_index_S: torch.Tensor, n_experts: int) -> torch.Tensor:
-    return torch.bincount(expert_index_S.detach(), minlength=n_experts)
+    """Pairs per expert, [n_experts] (a scatter, not bincount, so the shape never depends on the data)."""
+    counts_E = torch.zeros(n_experts, dtype=torch.long, device=expert_index_S.device)
+    return counts_E.scatter_add_(0, expert_index_S.detach(), torch.ones_like(expert_index_S.detach()))
 
 
 def no_drops(device: torch.device) -> torch.Tensor:
