@@ -2,11 +2,13 @@
 small DeepSeek-V3-style model with the same weights (MLA + 1 shared and 31 routed experts), at batch 1 and 16.
 
     python benchmarks/decode.py                       # 32-token prompts, 64 new tokens, fp32, CPU
+    python benchmarks/decode.py --compile             # adds dsmoe with the torch.compile'd decoding step
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 import transformers
@@ -23,6 +25,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile", action="store_true",
+                        help="also time generate_batch(..., compile_decode=True); its first call compiles, untimed")
     parser.add_argument("--system-allocator", action="store_true", help="leave glibc's allocator as it is")
     return parser.parse_args()
 
@@ -40,10 +44,17 @@ def main() -> None:
         runs = {"dsmoe": lambda: generate_batch(dsmoe, prompt_BL.tolist(), greedy),
                 "hf-generate": lambda: hf.generate(prompt_BL, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                                    pad_token_id=0)}
+        if args.compile:
+            runs["dsmoe-compiled"] = lambda: generate_batch(dsmoe, prompt_BL.tolist(), greedy, compile_decode=True)
         dsmoe_tokens = torch.tensor(runs["dsmoe"]())
         hf_tokens = runs["hf-generate"]()[:, args.prompt_len:]
-        print(f"batch {batch}: prompt {args.prompt_len}, {n} new tokens; greedy tokens identical in both: "
-              f"{torch.equal(dsmoe_tokens, hf_tokens)}; {args.warmup} warm-up + {args.repeats} timed rounds")
+        same = {"hf-generate": torch.equal(dsmoe_tokens, hf_tokens)}
+        if args.compile:
+            start = time.perf_counter()
+            same["dsmoe-compiled"] = torch.equal(dsmoe_tokens, torch.tensor(runs["dsmoe-compiled"]()))
+            print(f"batch {batch}: first compiled call (compiles the decoding step) {time.perf_counter() - start:.1f} s")
+        print(f"batch {batch}: prompt {args.prompt_len}, {n} new tokens; greedy tokens identical to dsmoe's: {same}; "
+              f"{args.warmup} warm-up + {args.repeats} timed rounds")
         times = time_round_robin(runs, args.warmup, args.repeats)
         print_times(times, batch * n, "new tokens", reference="dsmoe")
 

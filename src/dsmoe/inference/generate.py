@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dsmoe.inference.compiled import compiled_decode_step
 from dsmoe.inference.sampling import sample_next
 from dsmoe.model.transformer import DeepSeekMoEForCausalLM
 
@@ -91,7 +92,8 @@ def running_mask(running: list[int], batch: int, device: torch.device) -> torch.
 
 @torch.no_grad()
 def generate_batch(model: DeepSeekMoEForCausalLM, prompts: list[list[int]], sampling: SamplingConfig,
-                   on_token: Callable[[int, int], None] | None = None) -> list[list[int]]:
+                   on_token: Callable[[int, int], None] | None = None, compile_decode: bool = False
+                   ) -> list[list[int]]:
     """Prefill the left-padded prompts into one KV cache, then decode all rows one token at a time.
 
     A row that produced sampling.eos_token_id stops: its later inputs are marked as pads, so it neither
@@ -99,8 +101,11 @@ def generate_batch(model: DeepSeekMoEForCausalLM, prompts: list[list[int]], samp
     on_token(row, token) sees each new token as it comes. Returns each prompt's new tokens.
     While no row is padded (one prompt, or prompts of one length, none stopped) the model runs its plain
     causal path, without a mask.
+    compile_decode: run the one-token steps through torch.compile (dsmoe.inference.compiled); the first call
+    for a model pays the compilation, and the tokens are those of eager decoding up to float rounding.
     """
     model.eval()
+    decode_step = compiled_decode_step(model) if compile_decode else model
     prompts = fit_prompts(prompts, sampling, model.config.max_seq_len)
     device = model.lm_head.weight.device
     input_ids_BL, real_BL = left_pad(prompts, device)
@@ -109,8 +114,9 @@ def generate_batch(model: DeepSeekMoEForCausalLM, prompts: list[list[int]], samp
     cache = model.new_cache(max_len=input_ids_BL.shape[1] + sampling.max_new_tokens)  # sized to the request, not max_seq_len
     new_tokens: list[list[int]] = [[] for _ in prompts]
     running = list(range(len(prompts)))
-    for _ in range(sampling.max_new_tokens):
-        logits_BV = model(input_ids_BL, cache=cache, attention_mask_BL=attention_mask_BL).logits[:, -1]
+    for step in range(sampling.max_new_tokens):
+        forward = model if step == 0 else decode_step  # the prefill stays eager
+        logits_BV = forward(input_ids_BL, cache=cache, attention_mask_BL=attention_mask_BL).logits[:, -1]
         tokens = sample_rows(logits_BV, running, sampling, generators)
         for row, token in zip(running, tokens):
             new_tokens[row].append(token)
@@ -126,8 +132,8 @@ def generate_batch(model: DeepSeekMoEForCausalLM, prompts: list[list[int]], samp
 
 
 def generate(model: DeepSeekMoEForCausalLM, prompt_ids: list[int], sampling: SamplingConfig,
-             on_token: Callable[[int], None] | None = None) -> list[int]:
+             on_token: Callable[[int], None] | None = None, compile_decode: bool = False) -> list[int]:
     """One prompt (cut from the left to fit max_seq_len with the new tokens): its new tokens, each streamed to
     on_token as it comes."""
     stream = None if on_token is None else (lambda row, token: on_token(token))
-    return generate_batch(model, [prompt_ids], sampling, stream)[0]
+    return generate_batch(model, [prompt_ids], sampling, stream, compile_decode)[0]

@@ -39,10 +39,10 @@ class StreamedText:
 
 
 def stream_completion(model: DeepSeekMoEForCausalLM, tokenizer: Tokenizer, prompt: str, sampling: SamplingConfig,
-                      out: TextIO | None = None) -> str:
+                      out: TextIO | None = None, compile_decode: bool = False) -> str:
     """Generate after `prompt`, writing the decoded text to `out` as it grows; return the completion."""
     text = StreamedText(tokenizer, out)
-    generate(model, tokenizer.encode(prompt).ids, sampling, text.on_token)
+    generate(model, tokenizer.encode(prompt).ids, sampling, text.on_token, compile_decode)
     return text.finish()
 
 
@@ -55,10 +55,11 @@ def stream_speculative(model: DeepSeekMoEForCausalLM, tokenizer: Tokenizer, prom
 
 
 def complete_in_batches(model: DeepSeekMoEForCausalLM, tokenizer: Tokenizer, prompts: list[str],
-                        sampling: SamplingConfig, batch_size: int) -> Iterator[str]:
+                        sampling: SamplingConfig, batch_size: int, compile_decode: bool = False) -> Iterator[str]:
     """The completion of each prompt, in order, generating batch_size prompts at a time."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     for start in range(0, len(prompts), batch_size):
         batch = [tokenizer.encode(prompt).ids for prompt in prompts[start:start + batch_size]]
-        yield from (tokenizer.decode(tokens) for tokens in generate_batch(model, batch, sampling))
+        yield from (tokenizer.decode(tokens) for tokens in generate_batch(model, batch, sampling,
+                                                                             compile_decode=compile_decode))

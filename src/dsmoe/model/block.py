@@ -44,6 +44,8 @@ class DecoderBlock(nn.Module):
         per-sequence routers (soft_moe, the sequence-level balance loss) see the batch as one sequence."""
         if padding is None:
             return self.ffn(h_BLD, token_ids_BL)
-        real_BL = padding.real_BL
-        out_1TD, aux_losses, stats = self.ffn(h_BLD[real_BL].unsqueeze(0), token_ids_BL[real_BL].unsqueeze(0))
-        return h_BLD.new_zeros(h_BLD.shape).index_put((real_BL,), out_1TD.squeeze(0)), aux_losses, stats
+        real_T = padding.real_BL.flatten().nonzero().squeeze(1)
+        h_TD = h_BLD.flatten(0, 1)
+        out_1TD, aux_losses, stats = self.ffn(h_TD.index_select(0, real_T).unsqueeze(0),
+                                              token_ids_BL.flatten().index_select(0, real_T).unsqueeze(0))
+        return h_TD.new_zeros(h_TD.shape).index_copy(0, real_T, out_1TD.squeeze(0)).view_as(h_BLD), aux_losses, stats
