@@ -78,6 +78,7 @@ def test_non_run_directory(argv, tmp_path, capsys):
     (["--top-p", "1.5"], "top_p=1.5 must be in (0, 1]"),
     (["--max-new-tokens", "64"], "max_new_tokens=64 leaves no room for a prompt within max_seq_len=64"),
     (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
+    (["--speculative", "--compile"], "--compile applies to plain decoding; --speculative runs eagerly"),
 ])
 def test_bad_sampling_option(option, message, trained_run, capsys):
     assert_cli_error(["generate", "--run", str(trained_run), "--prompt", "x", *option], message, capsys)

@@ -98,6 +98,14 @@ def test_generate_from_a_prompts_file_in_batches_prints_what_each_prompt_alone_p
     assert batched == "".join(alone) and all(len(out) > len(prompt) + 2 for out, prompt in zip(alone, prompts))
 
 
+def test_generate_compiled_prints_what_eager_generate_prints(run_dir, capsys):
+    greedy = ["generate", "--run", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "8", "--temperature", "0"]
+    assert main(greedy) == 0
+    eager = capsys.readouterr().out
+    assert main([*greedy, "--compile"]) == 0
+    assert capsys.readouterr().out == eager
+
+
 def test_params_prints_the_16b_table(capsys):
     assert main(["params", "--preset", "paper-16b"]) == 0
     out = capsys.readouterr().out
