@@ -19,11 +19,9 @@ def kernel_inputs(n_tokens: int, top_k: int, seed: int = 0):
 
 
 @pytest.mark.parametrize("rows_per_chunk", [1, 5, 10_000])
-def test_expert_blocks_and_chunked_swiglu_backward_match_loop(monkeypatch, rows_per_chunk):
-    """Blocks of one expert, of a few experts (ragged), or all experts; SwiGLU backward steps of 3 rows:
-    outputs and grads still equal the loop's (idle experts included: 11 tokens top-2 over 4 experts)."""
+def test_expert_blocks_and_in_place_swiglu_backward_match_loop(monkeypatch, rows_per_chunk):
+    """Blocks of one expert, of a few experts (ragged), or all experts: outputs and grads still equal the loop's (idle experts included: 11 tokens top-2 over 4 experts)."""
     monkeypatch.setattr(fused, "ROWS_PER_CHUNK", rows_per_chunk)
-    monkeypatch.setattr(fused, "SWIGLU_BACKWARD_ROWS", 3)
     token_index_S, expert_index_S, inputs = kernel_inputs(n_tokens=11, top_k=2)
     grad_out_TD = torch.randn_like(inputs[0])
 
@@ -77,3 +75,14 @@ def test_moe_layer_compiles_fullgraph_without_recompiles():
     with torch._dynamo.config.patch(error_on_recompile=True):  # config.patch restores it (monkeypatch deletes it)
         for seed in (1, 2):
             compare_compiled_with_eager(layer, compiled, seed)
+
+
+def test_in_place_swiglu_backward_equals_autograd_of_silu_gate_times_up():
+    generator = torch.Generator().manual_seed(0)
+    h_SF2, grad_SF = torch.randn(7, 10, generator=generator) * 3, torch.randn(7, 5, generator=generator)
+    leaf = h_SF2.clone().requires_grad_(True)
+    gate, up = leaf.chunk(2, dim=-1)
+    (torch.nn.functional.silu(gate) * up).backward(grad_SF)
+    in_place = fused.swiglu_backward_into_(h_SF2, torch.nn.functional.silu(h_SF2[:, :5]), grad_SF,
+                                           scratch_SF=torch.empty(7, 5))
+    assert torch.allclose(in_place, leaf.grad, rtol=1e-6, atol=1e-6)

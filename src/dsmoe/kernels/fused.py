@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 
 ROWS_PER_CHUNK = 8192  # pair rows per block of experts (an expert with more rows gets a block of its own)
-SWIGLU_BACKWARD_ROWS = 8192  # rows per step of the in-place SwiGLU backward: bounds its temporaries
 
 
 def expert_chunks(offsets_E: torch.Tensor) -> list[tuple[slice, slice, torch.Tensor]]:
@@ -88,19 +87,18 @@ def _(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF):
 
 
 @torch.no_grad()
-def swiglu_backward_into_(h_SF2: torch.Tensor, grad_act_SF: torch.Tensor) -> torch.Tensor:
-    """Overwrite h = [gate | up] with its gradient [dL/dgate | dL/dup], chunk by chunk, and return it.
+def swiglu_backward_into_(h_SF2: torch.Tensor, silu_gate_SF: torch.Tensor, grad_act_SF: torch.Tensor,
+                          scratch_SF: torch.Tensor) -> torch.Tensor:
+    """Overwrite h = [gate | up] with its gradient [dL/dgate | dL/dup] and return it, in three passes.
 
-    silu'(g) = sigmoid(g) * (1 + g * (1 - sigmoid(g))); dL/dgate = grad * up * silu'(gate), dL/dup = grad * silu(gate).
+    dL/dup = grad * silu(gate); dL/dgate = (grad * up) * silu'(gate), silu'(g) = sigmoid(g) (1 + g (1 - sigmoid(g)))
+    (aten's silu_backward, written over gate in place). scratch_SF is overwritten.
     """
     width = grad_act_SF.shape[1]
-    for start in range(0, h_SF2.shape[0], SWIGLU_BACKWARD_ROWS):
-        rows = slice(start, start + SWIGLU_BACKWARD_ROWS)
-        gate, up, grad = h_SF2[rows, :width], h_SF2[rows, width:], grad_act_SF[rows]
-        sigmoid = torch.sigmoid(gate)
-        grad_gate = (1 - sigmoid).mul_(gate).add_(1).mul_(sigmoid).mul_(up).mul_(grad)
-        up.copy_(sigmoid.mul_(gate).mul_(grad))
-        gate.copy_(grad_gate)
+    gate_SF, up_SF = h_SF2[:, :width], h_SF2[:, width:]
+    grad_times_up_SF = torch.mul(grad_act_SF, up_SF, out=scratch_SF)
+    torch.mul(grad_act_SF, silu_gate_SF, out=up_SF)
+    torch.ops.aten.silu_backward.grad_input(grad_times_up_SF, gate_SF, grad_input=gate_SF)
     return h_SF2
 
 
@@ -120,17 +118,19 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
     for experts, rows, offsets in chunks:
         tokens_S, w_S1 = token_sorted_S[rows], weight_sorted_S[rows].unsqueeze(-1)
         grad_y_SD = grad_out_TD.index_select(0, tokens_S)  # also makes an expanded gradient contiguous
-        act_SF = swiglu_from_gate_up(h_SF2[rows])[2]
+        gate_SF, up_SF = h_SF2[rows].chunk(2, dim=-1)
+        silu_gate_SF = F.silu(gate_SF)  # recomputed once, for act and for dL/dup
+        act_SF = silu_gate_SF * up_SF
         grad_act_SF = torch._grouped_mm(grad_y_SD, down_EDF[experts], offs=offsets)  # gradient w.r.t. w * act
-        grad_weight_S[rows] = (grad_act_SF * act_SF).sum(-1).to(grad_weight_S.dtype)
+        grad_weight_S[rows] = torch.linalg.vecdot(grad_act_SF, act_SF).to(grad_weight_S.dtype)
         grad_down_block = torch._grouped_mm(grad_y_SD.t(), act_SF.mul_(w_S1), offs=offsets)
         if whole:
             grad_down_EDF = grad_down_block
         else:
             grad_down_EDF[experts] = grad_down_block
-        del grad_y_SD, act_SF
-        grad_h_SF2 = swiglu_backward_into_(h_SF2[rows], grad_act_SF.mul_(w_S1))
-        del grad_act_SF
+        del grad_y_SD
+        grad_h_SF2 = swiglu_backward_into_(h_SF2[rows], silu_gate_SF, grad_act_SF.mul_(w_S1), scratch_SF=act_SF)
+        del grad_act_SF, silu_gate_SF, act_SF
         grad_x_TD.index_add_(0, tokens_S, torch._grouped_mm(grad_h_SF2, gate_up_EFD[experts], offs=offsets))
         x_SD = x_TD.index_select(0, tokens_S)
         grad_gate_up_block = torch._grouped_mm(grad_h_SF2.t(), x_SD, offs=offsets)
