@@ -7,6 +7,7 @@ process (the machine is noisy), all on identical weights, so all MoE layers rout
     python benchmarks/moe_layer.py                    # full run: T=4096, hidden 512, fp32, CPU
     python benchmarks/moe_layer.py --quick            # smoke run
     python benchmarks/moe_layer.py --layouts e16k2 --impls dense dsmoe-grouped_mm hf-grouped_mm
+    python benchmarks/moe_layer.py --device cuda --dtype bfloat16 --tokens 16384 --hidden 2048 --memory   # a GPU
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from timing import median, setup_cpu, time_round_robin
 
 ROUTED_SCALING_FACTOR = 2.5  # DeepSeek-V3's, given to both libraries
 INIT_STD = 0.02
-CHECK_RTOL = 1e-4
+CHECK_RTOL = {torch.float32: 1e-4, torch.bfloat16: 3e-2}  # bf16 keeps 8 mantissa bits: sums differ by ~1e-2
 warnings.filterwarnings("ignore", "Initializing zero-element tensors")  # transformers' zero-width shared MLP
 
 
@@ -97,22 +98,25 @@ def copy_to_hf(source: MoE, target: DeepseekV3MoE) -> None:
         target.shared_experts.load_state_dict(source.shared_experts.state_dict())
 
 
-def build_impls(layout: Layout, hidden: int, names: list[str]) -> tuple[dict[str, Impl], Impl]:
+def build_impls(layout: Layout, hidden: int, names: list[str], device: torch.device = torch.device("cpu"),
+                dtype: torch.dtype = torch.float32) -> tuple[dict[str, Impl], Impl]:
     """The requested implementations, plus the dsmoe loop reference, all on the same routed weights."""
     reference = dsmoe_layer(layout, hidden, "loop")
     init_weights(reference, INIT_STD)  # normal init of the router too: zero gates would make routing degenerate
+    reference.to(device, dtype)
     impls = {}
     for name in names:
         if name == "dense":
             module = SwiGLU(hidden, layout.dense_width)
             init_weights(module, INIT_STD)
+            module.to(device, dtype)
             impls[name] = Impl(name, module, lambda x, ids, m=module: m(x))
         elif name.startswith("dsmoe-"):
-            module = dsmoe_layer(layout, hidden, name.removeprefix("dsmoe-"))
+            module = dsmoe_layer(layout, hidden, name.removeprefix("dsmoe-")).to(device, dtype)
             module.load_state_dict(reference.state_dict())
             impls[name] = Impl(name, module, lambda x, ids, m=module: m(x, ids)[0])
         else:
-            module = hf_layer(layout, hidden, name.removeprefix("hf-"))
+            module = hf_layer(layout, hidden, name.removeprefix("hf-")).to(device, dtype)
             copy_to_hf(reference, module)
             impls[name] = Impl(name, module, lambda x, ids, m=module: m(x))
     return impls, Impl("reference", reference, lambda x, ids: reference(x, ids)[0])
@@ -134,7 +138,7 @@ def check_against_reference(impls: dict[str, Impl], reference: Impl, x: torch.Te
             abs_diff = (impl.run(x, ids) - expected).abs().max().item()
             rel_diff = abs_diff / expected.abs().max().item()
             print(f"  check {impl.name:<16} vs dsmoe loop: max abs diff {abs_diff:.2e}, max rel diff {rel_diff:.2e}")
-            assert rel_diff < CHECK_RTOL, f"{impl.name} differs from the reference by {rel_diff:.2e} (relative)"
+            assert rel_diff < CHECK_RTOL[x.dtype], f"{impl.name} differs from the reference by {rel_diff:.2e} (relative)"
 
 
 def peak_memory_child(args: argparse.Namespace) -> None:
@@ -153,9 +157,24 @@ def peak_memory_mib(layout_name: str, impl_name: str, args: argparse.Namespace) 
 
 
 def layer_inputs(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x = torch.randn(1, args.tokens, args.hidden, requires_grad=True)
-    ids = torch.zeros(1, args.tokens, dtype=torch.long)  # token ids only matter to the hash router
-    return x, ids, torch.randn(1, args.tokens, args.hidden)
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    x = torch.randn(1, args.tokens, args.hidden, device=device, dtype=dtype, requires_grad=True)
+    ids = torch.zeros(1, args.tokens, dtype=torch.long, device=device)  # token ids only matter to the hash router
+    return x, ids, torch.randn(1, args.tokens, args.hidden, device=device, dtype=dtype)
+
+
+def gpu_peak_memory_mib(impl: Impl, x: torch.Tensor, ids: torch.Tensor, grad: torch.Tensor) -> float:
+    """On a GPU: the allocator's peak over one forward+backward beyond what was allocated before, less the
+    parameter gradients (as peak_memory_child measures on the CPU)."""
+    forward_backward(impl, x, ids, grad)  # warm: workspaces and gradient buffers exist before the measurement
+    impl.module.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    forward_backward(impl, x, ids, grad)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    return (peak - sum(p.numel() * p.element_size() for p in impl.module.parameters())) / 2**20
 
 
 def saved_activation_mib(impl: Impl, x: torch.Tensor, ids: torch.Tensor) -> float:
@@ -178,14 +197,18 @@ def benchmark_layout(name: str, args: argparse.Namespace) -> dict[str, float]:
     """Check, time and print one layout."""
     layout = LAYOUTS[name]
     names = [i for i in args.impls if i not in SLOW_IMPLS or name in SLOW_IMPLS[i] or args.all_eager]
-    impls, reference = build_impls(layout, args.hidden, names)
+    impls, reference = build_impls(layout, args.hidden, names, torch.device(args.device), getattr(torch, args.dtype))
     print(f"\n== {name}: {layout.n_routed_experts} routed top-{layout.top_k} + {layout.n_shared_experts} shared, "
           f"expert width {layout.expert_width}, dense width {layout.dense_width}, T={args.tokens}, D={args.hidden}")
     x, ids, grad = layer_inputs(args)
     check_against_reference(impls, reference, x, ids)
     runs = {impl_name: functools.partial(forward_backward, impl, x, ids, grad) for impl_name, impl in impls.items()}
-    times = time_round_robin(runs, args.warmup, args.repeats)
-    peaks = {impl_name: peak_memory_mib(name, impl_name, args) for impl_name in impls} if args.memory else {}
+    times = time_round_robin(runs, args.warmup, args.repeats, args.device)
+    peaks = {}
+    if args.memory and args.device.startswith("cuda"):
+        peaks = {impl_name: gpu_peak_memory_mib(impl, x, ids, grad) for impl_name, impl in impls.items()}
+    elif args.memory:
+        peaks = {impl_name: peak_memory_mib(name, impl_name, args) for impl_name in impls}
     return print_layout_table(times, impls, x, ids, peaks)
 
 
@@ -216,6 +239,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=4096, help="tokens per step (one sequence)")
     parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
@@ -240,7 +265,8 @@ def main() -> None:
         setup_cpu(system_allocator=True)
         unmap_freed_memory()
         return peak_memory_child(args)
-    print(f"{setup_cpu(args.system_allocator)}, transformers {transformers.__version__}, fp32 CPU")
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    print(f"{setup_cpu(args.system_allocator)}, transformers {transformers.__version__}, {args.dtype} {device_name}")
     ratios = {name: benchmark_layout(name, args) for name in args.layouts}
     print_summary(ratios, args.impls)
 

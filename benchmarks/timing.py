@@ -20,14 +20,23 @@ def setup_cpu(system_allocator: bool) -> str:
     return f"torch {torch.__version__}, {threads} threads, {'retained' if retained else 'system'} allocator"
 
 
-def time_round_robin(runs: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the device's queued kernels (a no-op on the CPU), so a wall-clock time covers the work."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_round_robin(runs: dict[str, Callable[[], None]], warmup: int, repeats: int,
+                     device: torch.device | str = "cpu") -> dict[str, list[float]]:
     """Seconds per call of each run; every round runs each once, rotating the order so none always goes first."""
     times = {name: [] for name in runs}
     order = list(runs)
     for round_index in range(warmup + repeats):
         for name in order[round_index % len(order):] + order[:round_index % len(order)]:
+            synchronize(device)
             start = time.perf_counter()
             runs[name]()
+            synchronize(device)
             if round_index >= warmup:
                 times[name].append(time.perf_counter() - start)
     return times

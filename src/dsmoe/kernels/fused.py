@@ -102,6 +102,18 @@ def swiglu_backward_into_(h_SF2: torch.Tensor, silu_gate_SF: torch.Tensor, grad_
     return h_SF2
 
 
+def gradient_buffer(weight_EXY: torch.Tensor, chunks: list[tuple[slice, slice, torch.Tensor]]) -> torch.Tensor:
+    """An uninitialised gradient for the stacked expert weights, zero only at the experts in no block (they got no
+    rows); every block's experts are then overwritten with their gradients (no memset of the whole tensor)."""
+    grad_EXY = torch.empty_like(weight_EXY)
+    next_expert = 0
+    for experts, _, _ in chunks:
+        grad_EXY[next_expert:experts.start].zero_()
+        next_expert = experts.stop
+    grad_EXY[next_expert:].zero_()
+    return grad_EXY
+
+
 @torch.library.custom_op("dsmoe::grouped_swiglu_experts_backward", mutates_args=("h_SF2",))
 def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tensor, token_sorted_S: torch.Tensor,
                                     offsets_E: torch.Tensor, weight_sorted_S: torch.Tensor,
@@ -109,12 +121,12 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
                                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. (x_TD, weight_sorted_S, gate_up_EFD, down_EDF). Consumes h_SF2: it is overwritten by
     its own gradient (a second backward through the same graph then fails autograd's saved-tensor check)."""
-    grad_x_TD, grad_weight_S = torch.zeros_like(x_TD), torch.zeros_like(weight_sorted_S)
+    grad_x_TD, grad_weight_S = torch.zeros_like(x_TD), torch.empty_like(weight_sorted_S)  # blocks cover every row
     chunks = expert_chunks(offsets_E)
-    # one block of every expert: its weight gradients are the whole ones (no zero-filled copies to write into)
+    # one block of every expert: its weight gradients are the whole ones (no buffers to copy blocks into)
     whole = len(chunks) == 1 and chunks[0][0] == slice(0, gate_up_EFD.shape[0])
-    grad_gate_up_EFD, grad_down_EDF = (None, None) if whole else (torch.zeros_like(gate_up_EFD),
-                                                                  torch.zeros_like(down_EDF))
+    grad_gate_up_EFD, grad_down_EDF = (None, None) if whole else (gradient_buffer(gate_up_EFD, chunks),
+                                                                  gradient_buffer(down_EDF, chunks))
     for experts, rows, offsets in chunks:
         tokens_S, w_S1 = token_sorted_S[rows], weight_sorted_S[rows].unsqueeze(-1)
         grad_y_SD = grad_out_TD.index_select(0, tokens_S)  # also makes an expanded gradient contiguous

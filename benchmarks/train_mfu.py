@@ -1,0 +1,87 @@
+"""Training throughput and model FLOPs utilisation (MFU) of a preset: forward, backward and AdamW steps under
+bf16 autocast (fp32 master weights, as `dsmoe train` runs), against the same device's measured dense matmul rate.
+
+MFU = (model FLOPs per step / step time) / peak, with model FLOPs from dsmoe.model.estimates (2 per multiply-add
+of the activated weights plus causal attention, training = 3 x forward) and the peak measured in the same run as
+the rate of an 8192^3 matmul in the same dtype (--peak-tflops gives a datasheet figure instead).
+
+    python benchmarks/train_mfu.py --preset paper-2b --device cuda --batch 8 --seq-len 2048   # a GPU
+    python benchmarks/train_mfu.py --quick                                                   # CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from dsmoe import DeepSeekMoEForCausalLM, presets
+from dsmoe.model.estimates import estimate_costs
+from timing import median, synchronize, time_round_robin
+
+PEAK_MATMUL_SIZE = 8192
+
+
+def measured_matmul_tflops(device: torch.device, dtype: torch.dtype, size: int) -> float:
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    times = time_round_robin({"mm": lambda: torch.mm(a, b)}, warmup=3, repeats=10, device=device)
+    return 2 * size ** 3 / median(times["mm"]) / 1e12
+
+
+def training_step(model: DeepSeekMoEForCausalLM, optimizer: torch.optim.Optimizer, input_ids: torch.Tensor,
+                  dtype: torch.dtype):
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(input_ids.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            loss = model(input_ids[:, :-1], labels=input_ids[:, 1:]).loss
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="paper-2b", choices=presets.names())
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"], help="autocast dtype")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="peak to divide by (default: measured)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny preset, fp32, batch 2 x 64, 2 steps")
+    args = parser.parse_args()
+    if args.quick:
+        args.preset, args.dtype, args.batch, args.seq_len, args.warmup, args.repeats = "tiny", "float32", 2, 64, 1, 2
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    config = presets.get(args.preset, max_seq_len=args.seq_len)
+    costs = estimate_costs(config, args.batch, args.seq_len, args.dtype)
+    model = DeepSeekMoEForCausalLM(config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    input_ids = torch.randint(0, config.vocab_size, (args.batch, args.seq_len + 1), device=device)
+    step = training_step(torch.compile(model) if args.compile else model, optimizer, input_ids, dtype)
+    times = time_round_robin({"step": step}, args.warmup, args.repeats, device)["step"]
+    synchronize(device)
+    tokens = args.batch * args.seq_len
+    achieved = costs.flops_per_token_training * tokens / median(times) / 1e12
+    peak = args.peak_tflops or measured_matmul_tflops(device, dtype, PEAK_MATMUL_SIZE if device.type == "cuda" else 1024)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {name}, autocast {args.dtype}{', compiled' if args.compile else ''}")
+    print(f"preset {args.preset}: {costs.params.total / 1e9:.2f} B parameters, {costs.params.activated / 1e9:.2f} B "
+          f"activated; batch {args.batch} x {args.seq_len}; {args.warmup} warm-up + {args.repeats} timed steps")
+    print(f"  step median {median(times) * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms; {tokens / median(times):,.0f} tokens/s")
+    print(f"  model FLOPs {costs.flops_per_token_training * tokens / 1e12:.2f} TFLOP/step -> {achieved:.1f} TFLOP/s; "
+          f"peak {peak:.1f} TFLOP/s ({'given' if args.peak_tflops else 'measured matmul'}); MFU {achieved / peak:.1%}")
+    if device.type == "cuda":
+        print(f"  peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+
+
+if __name__ == "__main__":
+    main()
