@@ -21,15 +21,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-ROWS_PER_CHUNK = 8192  # pair rows per block of experts (an expert with more rows gets a block of its own)
+ROWS_PER_CHUNK = 8192  # pair rows per block of experts on a CPU (an expert with more rows gets a block of its own)
+ACCELERATOR_ROWS_PER_CHUNK = 65536  # on a GPU: fewer, larger grouped GEMMs; its caching allocator reuses the blocks
 
 
 def expert_chunks(offsets_E: torch.Tensor) -> list[tuple[slice, slice, torch.Tensor]]:
     """(experts, rows, offsets within the block) of runs of consecutive experts holding >= 1 row each."""
     ends = offsets_E.tolist()
+    rows_per_chunk = ROWS_PER_CHUNK if offsets_E.device.type == "cpu" else ACCELERATOR_ROWS_PER_CHUNK
     chunks, first_expert, first_row = [], 0, 0
     for expert, end_row in enumerate(ends):
-        if end_row - first_row >= ROWS_PER_CHUNK or expert == len(ends) - 1:
+        if end_row - first_row >= rows_per_chunk or expert == len(ends) - 1:
             if end_row > first_row:
                 block_offsets = torch.tensor(ends[first_expert:expert + 1], dtype=torch.int32) - first_row
                 chunks.append((slice(first_expert, expert + 1), slice(first_row, end_row),
