@@ -23,12 +23,14 @@ import torch.nn.functional as F
 
 ROWS_PER_CHUNK = 8192  # pair rows per block of experts on a CPU (an expert with more rows gets a block of its own)
 ACCELERATOR_ROWS_PER_CHUNK = 65536  # on a GPU: fewer, larger grouped GEMMs; its caching allocator reuses the blocks
+FORWARD_CHUNK_FACTOR = 4  # forward blocks are 4x longer: per row it holds 2 [., D] + 1 [., F] temporaries, backward 3 + 3
 
 
-def expert_chunks(offsets_E: torch.Tensor) -> list[tuple[slice, slice, torch.Tensor]]:
-    """(experts, rows, offsets within the block) of runs of consecutive experts holding >= 1 row each."""
+def expert_chunks(offsets_E: torch.Tensor, factor: int = 1) -> list[tuple[slice, slice, torch.Tensor]]:
+    """(experts, rows, offsets within the block) of runs of consecutive experts holding >= 1 row each, of about
+    factor * ROWS_PER_CHUNK rows."""
     ends = offsets_E.tolist()
-    rows_per_chunk = ROWS_PER_CHUNK if offsets_E.device.type == "cpu" else ACCELERATOR_ROWS_PER_CHUNK
+    rows_per_chunk = factor * (ROWS_PER_CHUNK if offsets_E.device.type == "cpu" else ACCELERATOR_ROWS_PER_CHUNK)
     chunks, first_expert, first_row = [], 0, 0
     for expert, end_row in enumerate(ends):
         if end_row - first_row >= rows_per_chunk or expert == len(ends) - 1:
@@ -66,7 +68,7 @@ def grouped_swiglu_experts(x_TD: torch.Tensor, token_sorted_S: torch.Tensor, off
                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """(out_TD = scatter_add over pairs s of w_s * SwiGLU_{e_s}(x_{t_s}), the kept projection h_SF2)."""
     out_TD = torch.zeros_like(x_TD)
-    chunks = expert_chunks(offsets_E)
+    chunks = expert_chunks(offsets_E, FORWARD_CHUNK_FACTOR)
     h_SF2 = x_TD.new_empty(token_sorted_S.shape[0], gate_up_EFD.shape[1])
     for experts, rows, offsets in chunks:
         x_SD = x_TD.index_select(0, token_sorted_S[rows])
