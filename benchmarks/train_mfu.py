@@ -63,7 +63,8 @@ def main() -> None:
     torch.manual_seed(0)
     config = presets.get(args.preset, max_seq_len=args.seq_len)
     costs = estimate_costs(config, args.batch, args.seq_len, args.dtype)
-    model = DeepSeekMoEForCausalLM(config).to(device).train()
+    with torch.device(device):  # initialised where it runs: a 2B-parameter init on the host takes minutes
+        model = DeepSeekMoEForCausalLM(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     input_ids = torch.randint(0, config.vocab_size, (args.batch, args.seq_len + 1), device=device)
     step = training_step(torch.compile(model) if args.compile else model, optimizer, input_ids, dtype)
