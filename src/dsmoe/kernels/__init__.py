@@ -6,6 +6,7 @@ import torch
 
 from dsmoe.kernels.grouped import grouped_experts, grouped_experts_on_slots, grouped_mm_supported
 from dsmoe.kernels.loop import loop_experts, loop_experts_on_slots
+from dsmoe.kernels.pairwise import pairwise_experts, use_pairwise
 
 
 def use_grouped_mm(dispatch: str, x: torch.Tensor, gate_up_EFD: torch.Tensor) -> bool:
@@ -19,6 +20,8 @@ def use_grouped_mm(dispatch: str, x: torch.Tensor, gate_up_EFD: torch.Tensor) ->
 
 def run_experts(dispatch: str, x_TD, token_index_S, expert_index_S, weight_S, gate_up_EFD, down_EDF):
     """Weighted sum of expert outputs over token-expert pairs."""
+    if use_pairwise(dispatch, expert_index_S, gate_up_EFD.shape[0]):  # compiled decoding steps
+        return pairwise_experts(x_TD, token_index_S, expert_index_S, weight_S, gate_up_EFD, down_EDF)
     kernel = grouped_experts if use_grouped_mm(dispatch, x_TD, gate_up_EFD) else loop_experts
     return kernel(x_TD, token_index_S, expert_index_S, weight_S, gate_up_EFD, down_EDF)
 
@@ -29,4 +32,5 @@ def run_experts_on_slots(dispatch: str, slots_ESD, gate_up_EFD, down_EDF):
     return kernel(slots_ESD, gate_up_EFD, down_EDF)
 
 
-__all__ = ["grouped_experts", "loop_experts", "run_experts", "run_experts_on_slots", "use_grouped_mm"]
+__all__ = ["grouped_experts", "loop_experts", "pairwise_experts", "run_experts", "run_experts_on_slots",
+           "use_grouped_mm"]
