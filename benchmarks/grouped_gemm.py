@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from dsmoe.kernels.grouped import sort_by_expert
-from timing import median, time_round_robin
+from timing import device_name, median, time_round_robin
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,7 @@ def main() -> None:
     args = parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"torch {torch.__version__}, {name}, {args.dtype}, T={args.tokens}")
+    print(f"torch {torch.__version__}, {device_name(device)}, {args.dtype}, T={args.tokens}")
     print(f"  {'layout':<16} {'projection':<8} {'grouped TFLOP/s':>16} {'dense TFLOP/s':>14} {'grouped / dense':>16}")
     for layout_name in args.layouts:
         runs, flops = layout_runs(LAYOUTS[layout_name], args.tokens, device, dtype)

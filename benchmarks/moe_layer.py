@@ -30,7 +30,7 @@ from dsmoe.model.init import init_weights
 from dsmoe.model.moe import MoE
 from dsmoe.runtime import unmap_freed_memory
 from peak_memory import in_subprocess, peak_rss_growth_mib
-from timing import median, setup_cpu, time_round_robin
+from timing import device_name, median, setup_cpu, time_round_robin
 
 ROUTED_SCALING_FACTOR = 2.5  # DeepSeek-V3's, given to both libraries
 INIT_STD = 0.02
@@ -265,8 +265,8 @@ def main() -> None:
         setup_cpu(system_allocator=True)
         unmap_freed_memory()
         return peak_memory_child(args)
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-    print(f"{setup_cpu(args.system_allocator)}, transformers {transformers.__version__}, {args.dtype} {device_name}")
+    print(f"{setup_cpu(args.system_allocator)}, transformers {transformers.__version__}, {args.dtype} "
+          f"{device_name(args.device)}")
     ratios = {name: benchmark_layout(name, args) for name in args.layouts}
     print_summary(ratios, args.impls)
 

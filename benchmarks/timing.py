@@ -20,6 +20,12 @@ def setup_cpu(system_allocator: bool) -> str:
     return f"torch {torch.__version__}, {threads} threads, {'retained' if retained else 'system'} allocator"
 
 
+def device_name(device: torch.device | str) -> str:
+    """The GPU's name, or "CPU", for the header line of a benchmark's output."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
 def synchronize(device: torch.device | str) -> None:
     """Wait for the device's queued kernels (a no-op on the CPU), so a wall-clock time covers the work."""
     if torch.device(device).type == "cuda":

@@ -17,7 +17,7 @@ import torch
 
 from dsmoe import DeepSeekMoEForCausalLM, presets
 from dsmoe.model.estimates import estimate_costs
-from timing import median, synchronize, time_round_robin
+from timing import device_name, median, synchronize, time_round_robin
 
 PEAK_MATMUL_SIZE = 8192
 
@@ -73,8 +73,7 @@ def main() -> None:
     tokens = args.batch * args.seq_len
     achieved = costs.flops_per_token_training * tokens / median(times) / 1e12
     peak = args.peak_tflops or measured_matmul_tflops(device, dtype, PEAK_MATMUL_SIZE if device.type == "cuda" else 1024)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"torch {torch.__version__}, {name}, autocast {args.dtype}{', compiled' if args.compile else ''}")
+    print(f"torch {torch.__version__}, {device_name(device)}, autocast {args.dtype}{', compiled' if args.compile else ''}")
     print(f"preset {args.preset}: {costs.params.total / 1e9:.2f} B parameters, {costs.params.activated / 1e9:.2f} B "
           f"activated; batch {args.batch} x {args.seq_len}; {args.warmup} warm-up + {args.repeats} timed steps")
     print(f"  step median {median(times) * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms; {tokens / median(times):,.0f} tokens/s")
