@@ -2,8 +2,7 @@
 # The GPU checks of the performance work in one run, for a lent GPU machine (an H200 here): grouped GEMM
 # throughput vs dense matmul, the MoE layer vs dense-equal-FLOPs and transformers in bf16, and training MFU of
 # the paper-2b preset. Each part has a time limit so one slow part cannot eat the others; logs go to $OUT (or
-# runs/gpu-suite). That machine has torch and transformers but no tomli_w, and no registry: where it is missing,
-# the run installs it from a wheel carried in .whl/ (here: pip download --no-deps -d .whl tomli-w).
+# runs/gpu-suite). It runs dsmoe from src/ with the machine's own torch and transformers (nothing to install).
 #
 #   bash benchmarks/gpu_suite.sh            # everything, about 6 minutes on an H200
 #   QUICK=1 bash benchmarks/gpu_suite.sh    # CPU smoke run of the same commands at toy sizes
@@ -13,10 +12,6 @@ PYTHON=${PYTHON:-python3}
 out=${OUT:-runs/gpu-suite}
 mkdir -p "$out"
 export PYTHONPATH="$PWD/src:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-if ! "$PYTHON" -c "import tomli_w" 2>/dev/null; then
-  "$PYTHON" -m pip install -q --no-index --no-deps --target /tmp/dsmoe-site .whl/tomli_w-*.whl &&
-    export PYTHONPATH="$PYTHONPATH:/tmp/dsmoe-site"
-fi
 "$PYTHON" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())" |
   tee "$out/device.log"
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 
 DISPATCH_CHOICES = ("auto", "grouped_mm", "loop")
 ATTENTION_CHOICES = ("mha", "mla")
@@ -271,6 +270,7 @@ class ModelConfig:
         if path.suffix == ".json":
             path.write_text(json.dumps(values, indent=2) + "\n")
         elif path.suffix == ".toml":
+            import tomli_w  # only writing TOML needs it: a bare GPU image without it can still build and run models
             path.write_text(tomli_w.dumps({k: v for k, v in values.items() if v is not None}))
         else:
             raise ValueError(f"config path {str(path)!r} must end in .toml or .json")

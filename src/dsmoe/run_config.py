@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 
 from dsmoe import presets
 from dsmoe.config import ModelConfig
@@ -83,4 +82,5 @@ class RunConfig:
         return {name: {k: v for k, v in section.items() if v is not None} for name, section in values.items()}
 
     def to_toml(self) -> str:
+        import tomli_w  # only writing TOML needs it (see ModelConfig.save)
         return tomli_w.dumps(self.to_dict())
