@@ -17,7 +17,7 @@ import torch
 
 from dsmoe import DeepSeekMoEForCausalLM, presets
 from dsmoe.model.estimates import estimate_costs
-from timing import device_name, median, synchronize, time_round_robin
+from timing import device_name, median, time_round_robin
 
 PEAK_MATMUL_SIZE = 8192
 
@@ -69,7 +69,6 @@ def main() -> None:
     input_ids = torch.randint(0, config.vocab_size, (args.batch, args.seq_len + 1), device=device)
     step = training_step(torch.compile(model) if args.compile else model, optimizer, input_ids, dtype)
     times = time_round_robin({"step": step}, args.warmup, args.repeats, device)["step"]
-    synchronize(device)
     tokens = args.batch * args.seq_len
     achieved = costs.flops_per_token_training * tokens / median(times) / 1e12
     peak = args.peak_tflops or measured_matmul_tflops(device, dtype, PEAK_MATMUL_SIZE if device.type == "cuda" else 1024)

@@ -83,6 +83,7 @@ def test_in_place_swiglu_backward_equals_autograd_of_silu_gate_times_up():
     leaf = h_SF2.clone().requires_grad_(True)
     gate, up = leaf.chunk(2, dim=-1)
     (torch.nn.functional.silu(gate) * up).backward(grad_SF)
-    in_place = fused.swiglu_backward_into_(h_SF2, torch.nn.functional.silu(h_SF2[:, :5]), grad_SF,
-                                           scratch_SF=torch.empty(7, 5))
+    fused.swiglu_backward_into_(h_SF2[:, :5], h_SF2[:, 5:], torch.nn.functional.silu(h_SF2[:, :5]), grad_SF,
+                                scratch_SF=torch.empty(7, 5))
+    in_place = h_SF2
     assert torch.allclose(in_place, leaf.grad, rtol=1e-6, atol=1e-6)

@@ -91,19 +91,16 @@ def _(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF):
 
 
 @torch.no_grad()
-def swiglu_backward_into_(h_SF2: torch.Tensor, silu_gate_SF: torch.Tensor, grad_act_SF: torch.Tensor,
-                          scratch_SF: torch.Tensor) -> torch.Tensor:
-    """Overwrite h = [gate | up] with its gradient [dL/dgate | dL/dup] and return it, in three passes.
+def swiglu_backward_into_(gate_SF: torch.Tensor, up_SF: torch.Tensor, silu_gate_SF: torch.Tensor,
+                          grad_act_SF: torch.Tensor, scratch_SF: torch.Tensor) -> None:
+    """Overwrite gate and up (the two halves of h) with dL/dgate and dL/dup, in three passes.
 
     dL/dup = grad * silu(gate); dL/dgate = (grad * up) * silu'(gate), silu'(g) = sigmoid(g) (1 + g (1 - sigmoid(g)))
     (aten's silu_backward, written over gate in place). scratch_SF is overwritten.
     """
-    width = grad_act_SF.shape[1]
-    gate_SF, up_SF = h_SF2[:, :width], h_SF2[:, width:]
     grad_times_up_SF = torch.mul(grad_act_SF, up_SF, out=scratch_SF)
     torch.mul(grad_act_SF, silu_gate_SF, out=up_SF)
     torch.ops.aten.silu_backward.grad_input(grad_times_up_SF, gate_SF, grad_input=gate_SF)
-    return h_SF2
 
 
 def gradient_buffer(weight_EXY: torch.Tensor, chunks: list[tuple[slice, slice, torch.Tensor]]) -> torch.Tensor:
@@ -134,7 +131,8 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
     for experts, rows, offsets in chunks:
         tokens_S, w_S1 = token_sorted_S[rows], weight_sorted_S[rows].unsqueeze(-1)
         grad_y_SD = grad_out_TD.index_select(0, tokens_S)  # also makes an expanded gradient contiguous
-        gate_SF, up_SF = h_SF2[rows].chunk(2, dim=-1)
+        grad_h_SF2 = h_SF2[rows]  # overwritten below with its own gradient
+        gate_SF, up_SF = grad_h_SF2.chunk(2, dim=-1)
         silu_gate_SF = F.silu(gate_SF)  # recomputed once, for act and for dL/dup
         act_SF = silu_gate_SF * up_SF
         grad_act_SF = torch._grouped_mm(grad_y_SD, down_EDF[experts], offs=offsets)  # gradient w.r.t. w * act
@@ -145,7 +143,7 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
         else:
             grad_down_EDF[experts] = grad_down_block
         del grad_y_SD
-        grad_h_SF2 = swiglu_backward_into_(h_SF2[rows], silu_gate_SF, grad_act_SF.mul_(w_S1), scratch_SF=act_SF)
+        swiglu_backward_into_(gate_SF, up_SF, silu_gate_SF, grad_act_SF.mul_(w_S1), scratch_SF=act_SF)
         del grad_act_SF, silu_gate_SF, act_SF
         grad_x_TD.index_add_(0, tokens_S, torch._grouped_mm(grad_h_SF2, gate_up_EFD[experts], offs=offsets))
         x_SD = x_TD.index_select(0, tokens_S)
