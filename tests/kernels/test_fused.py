@@ -3,6 +3,7 @@ backward, and torch.compile(fullgraph=True) of a MoE layer without graph breaks 
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from dsmoe.kernels import fused, grouped_experts, loop_experts
 from test_dispatch_parity import TOLERANCE, expert_weights, moe_layer, random_pairs, rel_error, values_and_grads
@@ -50,6 +51,35 @@ def test_second_backward_through_the_same_graph_is_refused():
     out.sum().backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+
+
+class AllocationLog(TorchDispatchMode):
+    """Shapes of every tensor an aten op creates by filling (zeros, full, fill_, zero_)."""
+
+    def __init__(self):
+        super().__init__()
+        self.filled_shapes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if any(word in func.__name__ for word in ("zeros", "full", "fill", "zero")) and isinstance(out, torch.Tensor):
+            self.filled_shapes.append(tuple(out.shape))
+        return out
+
+
+def test_backward_fills_no_gradient_for_the_kept_projection():
+    """The kept projection h [S, 2F] is no result: autograd must not zero-fill a gradient of its size."""
+    token_index_S, expert_index_S, inputs = kernel_inputs(n_tokens=6, top_k=2)
+    x_TD, weight_S, gate_up_EFD, down_EDF = [t.requires_grad_(True) for t in inputs]
+    order_S = expert_index_S.argsort(stable=True)
+    offsets_E = torch.bincount(expert_index_S, minlength=gate_up_EFD.shape[0]).cumsum(0).to(torch.int32)
+    out_TD, h_SF2 = fused.grouped_swiglu_experts(x_TD, token_index_S[order_S], offsets_E, weight_S[order_S],
+                                                 gate_up_EFD, down_EDF)
+    assert not h_SF2.requires_grad
+    log = AllocationLog()
+    with log:
+        out_TD.sum().backward()
+    assert tuple(h_SF2.shape) not in log.filled_shapes and x_TD.grad is not None
 
 
 def compare_compiled_with_eager(layer, compiled, seed: int) -> None:

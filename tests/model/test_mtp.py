@@ -68,7 +68,10 @@ def test_depth_k_logits_at_position_i_see_only_tokens_up_to_i_plus_k():
     changed[:, 6] = (ids[:, 6] + 1) % VOCAB
     before, after = model(ids, mtp=True).mtp_logits, model(changed, mtp=True).mtp_logits
     for k, (old, new) in enumerate(zip(before, after), start=1):
-        assert torch.equal(old[:, :6 - k], new[:, :6 - k]) and not torch.allclose(old[:, 6 - k:], new[:, 6 - k:])
+        # not bitwise: the changed token moves rows between experts, and a multi-threaded GEMM's summation order
+        # follows its row count (differences of ~1e-8 here, where a token that is seen moves logits by ~0.3)
+        torch.testing.assert_close(old[:, :6 - k], new[:, :6 - k], rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(old[:, 6 - k:], new[:, 6 - k:], rtol=1e-3, atol=1e-3)
 
 
 @torch.no_grad()

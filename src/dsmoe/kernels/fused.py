@@ -163,9 +163,14 @@ def _(grad_out_TD, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD
 
 def setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(*inputs, output[1])
+    # h_SF2 is kept for backward, not a result: autograd would otherwise zero-fill an [S, 2F] gradient for it
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)
 
 
 def backward(ctx, grad_out_TD, grad_h_SF2):
+    if grad_out_TD is None:  # the output took no part in the loss
+        return None, None, None, None, None, None
     x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2 = ctx.saved_tensors
     grad_x, grad_weight, grad_gate_up, grad_down = grouped_swiglu_experts_backward(
         grad_out_TD, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2)
