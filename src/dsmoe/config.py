@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 DISPATCH_CHOICES = ("auto", "grouped_mm", "loop")
 ATTENTION_CHOICES = ("mha", "mla")
 QK_NORM_CHOICES = ("none", "head", "full")

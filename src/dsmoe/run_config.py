@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from dsmoe import presets
 from dsmoe.config import ModelConfig
 from dsmoe.data.config import DataConfig

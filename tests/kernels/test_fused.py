@@ -6,6 +6,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from dsmoe.kernels import fused, grouped_experts, loop_experts
+from dsmoe.kernels.grouped import sort_by_expert
 from test_dispatch_parity import TOLERANCE, expert_weights, moe_layer, random_pairs, rel_error, values_and_grads
 
 pytestmark = pytest.mark.skipif(not hasattr(torch, "_grouped_mm"), reason="torch._grouped_mm is unavailable")
@@ -71,8 +72,7 @@ def test_backward_fills_no_gradient_for_the_kept_projection():
     """The kept projection h [S, 2F] is no result: autograd must not zero-fill a gradient of its size."""
     token_index_S, expert_index_S, inputs = kernel_inputs(n_tokens=6, top_k=2)
     x_TD, weight_S, gate_up_EFD, down_EDF = [t.requires_grad_(True) for t in inputs]
-    order_S = expert_index_S.argsort(stable=True)
-    offsets_E = torch.bincount(expert_index_S, minlength=gate_up_EFD.shape[0]).cumsum(0).to(torch.int32)
+    order_S, offsets_E = sort_by_expert(expert_index_S, gate_up_EFD.shape[0])
     out_TD, h_SF2 = fused.grouped_swiglu_experts(x_TD, token_index_S[order_S], offsets_E, weight_S[order_S],
                                                  gate_up_EFD, down_EDF)
     assert not h_SF2.requires_grad
