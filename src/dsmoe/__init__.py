@@ -5,10 +5,10 @@ from dsmoe.compat import DeepSeekMoEConfig, DeepSeekMoEModel, HybridMoETransform
 from dsmoe.config import ModelConfig
 from dsmoe.model import (DeepSeekMoEForCausalLM, KVCache, ModelOutput, ParamCount, apply_activation_checkpointing,
                          count_params)
-from dsmoe.routers import ROUTERS, install_bias_update
+from dsmoe.routers import ROUTERS, install_router_updates
 
 __version__ = "0.1.0"
 
 __all__ = ["DeepSeekMoEConfig", "DeepSeekMoEForCausalLM", "DeepSeekMoEModel", "HybridMoETransformerLM", "KVCache",
            "MoETransformerLM", "ModelConfig", "ModelOutput", "ParamCount", "ROUTERS", "apply_activation_checkpointing",
-           "count_params", "install_bias_update", "presets"]
+           "count_params", "install_router_updates", "presets"]

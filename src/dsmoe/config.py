@@ -11,12 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DISPATCH_CHOICES = ("auto", "grouped_mm", "loop")
-ATTENTION_CHOICES = ("mha", "mla")
-QK_NORM_CHOICES = ("none", "head", "full")
-ROPE_SCALING_CHOICES = ("none", "yarn")
-YARN_FIELDS = ("rope_scaling_factor", "rope_original_max_position_embeddings", "rope_beta_fast", "rope_beta_slow",
-               "rope_mscale", "rope_mscale_all_dim")  # used only when rope_scaling_type="yarn"
+from dsmoe.config_checks import YARN_FIELDS, validate
+
 DERIVED_FIELDS = ("n_kv_heads", "head_dim")  # None = derived; kept None by to_dict, replace and save
 
 
@@ -189,8 +185,6 @@ class ModelConfig:
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
-        from dsmoe.config_checks import validate
-
         validate(self)
         self._derived = {name for name in DERIVED_FIELDS if getattr(self, name) is None}
         if self.n_kv_heads is None:

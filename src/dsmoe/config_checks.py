@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+from dsmoe.registry import ROUTERS
+
+if TYPE_CHECKING:  # the config imports this module: the ground floor imports nothing above it
     from dsmoe.config import ModelConfig
+
+DISPATCH_CHOICES = ("auto", "grouped_mm", "loop")
+ATTENTION_CHOICES = ("mha", "mla")
+QK_NORM_CHOICES = ("none", "head", "full")
+ROPE_SCALING_CHOICES = ("none", "yarn")
+YARN_FIELDS = ("rope_scaling_factor", "rope_original_max_position_embeddings", "rope_beta_fast", "rope_beta_slow",
+               "rope_mscale", "rope_mscale_all_dim")  # used only when rope_scaling_type="yarn"
 
 OPTIONAL_INTS = ("n_kv_heads", "head_dim",  # None: derived from n_heads and hidden_size
                  "q_lora_rank", "shared_expert_intermediate_size", "rope_original_max_position_embeddings")
@@ -51,8 +61,6 @@ def _check_types(cfg: "ModelConfig") -> None:
 
 
 def _check_choices(cfg: "ModelConfig") -> None:
-    from dsmoe.config import ATTENTION_CHOICES, DISPATCH_CHOICES, QK_NORM_CHOICES, ROPE_SCALING_CHOICES
-
     for name, choices in (("attention", ATTENTION_CHOICES), ("qk_norm", QK_NORM_CHOICES),
                           ("rope_scaling_type", ROPE_SCALING_CHOICES), ("dispatch", DISPATCH_CHOICES)):
         if getattr(cfg, name) not in choices:
@@ -88,10 +96,6 @@ def _check_latent_attention(cfg: "ModelConfig") -> None:
 
 
 def _check_rope(cfg: "ModelConfig") -> None:
-    import dataclasses
-
-    from dsmoe.config import YARN_FIELDS
-
     if cfg.rope_scaling_type == "none":
         defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.name in YARN_FIELDS}
         for name in YARN_FIELDS:
@@ -105,8 +109,6 @@ def _check_rope(cfg: "ModelConfig") -> None:
 
 
 def _check_experts(cfg: "ModelConfig") -> None:
-    from dsmoe.routers import ROUTERS
-
     if cfg.router not in ROUTERS:
         _fail("router", cfg.router, f"is not a known router; choose one of: {', '.join(sorted(ROUTERS))}")
     if cfg.shared_expert_intermediate_size is not None and cfg.n_shared_experts == 0:

@@ -4,9 +4,7 @@ import pytest
 import torch
 
 from dsmoe import ModelConfig
-from dsmoe.kernels import grouped_experts, loop_experts, use_grouped_mm
-from dsmoe.kernels.grouped import grouped_experts_on_slots
-from dsmoe.kernels.loop import loop_experts_on_slots
+from dsmoe.kernels import ExpertBatch, grouped_experts, loop_experts, run_experts, use_grouped_mm
 from dsmoe.model import MoE
 from dsmoe.model.init import init_weights
 from dsmoe.routers import ROUTERS
@@ -86,15 +84,20 @@ def test_grouped_experts_match_loop(case):
         assert rel_error(a, b) <= TOLERANCE, name
 
 
-def test_grouped_experts_on_slots_match_loop():
-    """The Soft MoE slot kernels agree on the output and on grads of slots, gate_up and down."""
+def test_equal_blocks_of_slots_match_loop():
+    """Soft MoE's slot batches (each expert on its own block of rows) agree between the grouped and the loop
+    dispatch on the output and on grads of slots, gate_up and down."""
     generator = torch.Generator().manual_seed(1)
     slots_ESD = torch.randn(N_EXPERTS, 6, HIDDEN, generator=generator)
     gate_up_EFD, down_EDF = expert_weights(generator)
-    grad_out_ESD = torch.randn(N_EXPERTS, 6, HIDDEN, generator=generator)
+    grad_out_RD = torch.randn(N_EXPERTS * 6, HIDDEN, generator=generator)
+
+    def call(dispatch, slots, gate_up, down):
+        return run_experts(dispatch, ExpertBatch.equal_blocks(slots), gate_up, down)
+
     inputs = [slots_ESD, gate_up_EFD, down_EDF]
-    fast = values_and_grads(grouped_experts_on_slots, inputs, lambda k, *t: k(*t), grad_out_ESD)
-    reference = values_and_grads(loop_experts_on_slots, inputs, lambda k, *t: k(*t), grad_out_ESD)
+    fast = values_and_grads("grouped_mm", inputs, call, grad_out_RD)
+    reference = values_and_grads("loop", inputs, call, grad_out_RD)
     for name, a, b in zip(["out", "slots", "gate_up", "down"], fast, reference):
         assert rel_error(a, b) <= TOLERANCE, name
 

@@ -4,7 +4,7 @@ torch.compile, and taken only while compiling, without autograd, for few pairs p
 import pytest
 import torch
 
-from dsmoe.kernels import loop_experts, pairwise_experts, run_experts
+from dsmoe.kernels import ExpertBatch, loop_experts, pairwise_experts, run_experts
 from dsmoe.kernels.pairwise import PAIRWISE_MAX_PAIRS_PER_EXPERT, use_pairwise
 from test_dispatch_parity import N_EXPERTS, TOLERANCE, expert_weights, moe_layer, rel_error, routing_case
 
@@ -54,5 +54,6 @@ def test_run_experts_eagerly_without_grad_keeps_the_grouped_path(monkeypatch):
     n_tokens, token_index_S, expert_index_S = routing_case("random", generator)
     x_TD = torch.randn(n_tokens, expert_weights(generator)[0].shape[-1], generator=generator)
     with torch.no_grad():
-        run_experts("auto", x_TD, token_index_S, expert_index_S, torch.rand(token_index_S.numel()),
-                    *expert_weights(generator))
+        batch = ExpertBatch.from_pairs(x_TD, token_index_S, expert_index_S, torch.rand(token_index_S.numel()),
+                                       N_EXPERTS)
+        run_experts("auto", batch, *expert_weights(generator))

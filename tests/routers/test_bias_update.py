@@ -2,8 +2,8 @@
 
 import torch
 
-from dsmoe import DeepSeekMoEForCausalLM, ModelConfig, apply_activation_checkpointing, install_bias_update
-from dsmoe.routers import SigmoidTopKRouter
+from dsmoe import DeepSeekMoEForCausalLM, ModelConfig, apply_activation_checkpointing, install_router_updates
+from dsmoe.routers.sigmoid_topk import SigmoidTopKRouter
 
 GAMMA = 0.01
 
@@ -44,7 +44,7 @@ def test_step_moves_bias_by_exactly_gamma_against_load():
         router.expert_bias.copy_(0.05 * torch.randn(8))
     before = biases(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    install_bias_update(optimizer, model)
+    install_router_updates(optimizer, model)
     out = train_step(model, optimizer, batch())
     for stats, old, new in zip(out.router_stats, before, biases(model)):
         load_E = stats.tokens_per_expert.float()
@@ -70,7 +70,7 @@ def test_eval_forward_leaves_bias_frozen():
     """Eval-mode forwards accumulate no load, so a following optimizer step leaves the bias unchanged."""
     model = tiny_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    install_bias_update(optimizer, model)
+    install_router_updates(optimizer, model)
     before = biases(model)
     model.eval()
     ids = batch()
@@ -83,7 +83,7 @@ def test_bias_changes_in_the_step_hook_not_in_forward():
     """A training forward and backward alone leave the bias unchanged; the optimizer step changes it."""
     model = tiny_model().train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    install_bias_update(optimizer, model)
+    install_router_updates(optimizer, model)
     before = biases(model)
     ids = batch()
     model(ids, labels=ids).loss.backward()
@@ -96,7 +96,7 @@ def test_bias_stays_fp32_under_bf16_autocast():
     """A bf16-autocast training step updates the bias in fp32 by the same amount as an fp32 step."""
     model = tiny_model().train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    install_bias_update(optimizer, model)
+    install_router_updates(optimizer, model)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = train_step(model, optimizer, batch())
     for stats, bias in zip(out.router_stats, biases(model)):
@@ -111,7 +111,7 @@ def test_activation_checkpointing_leaves_bias_update_unchanged():
     for checkpointing in (False, True):
         model = apply_activation_checkpointing(tiny_model().train(), checkpointing)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-        install_bias_update(optimizer, model)
+        install_router_updates(optimizer, model)
         train_step(model, optimizer, batch())
         results.append(biases(model))
     assert all(torch.equal(plain, recomputed) for plain, recomputed in zip(*results))

@@ -24,6 +24,7 @@ class KeyNames:
     moe: str = "mlp"
     expert_projections: tuple[str, str, str] = ("gate_proj", "up_proj", "down_proj")
     shared_experts: str = "shared_experts"
+    router_tensors: tuple[tuple[str, str], ...] = (("weight", "weight"),)  # the router's Router.HF_TENSOR_NAMES
 
     def in_transformers(self) -> "KeyNames":
         """The names inside a transformers 5 model, after its checkpoint conversion renamed the MoE block."""
@@ -64,13 +65,14 @@ TOP_LEVEL = {"embed_tokens.weight": "model.embed_tokens.weight", "norm.weight": 
 def layer_suffix(rest: str, names: KeyNames) -> str:
     """Name inside one decoder layer: dsmoe's `rest` after `layers.{i}.` -> transformers' after `model.layers.{i}.`."""
     moe = names.moe
-    renames = LAYER_RENAMES + (("ffn.router.weight", f"{moe}.gate.weight"),
-                               ("ffn.router.expert_bias", f"{moe}.gate.e_score_correction_bias"),
-                               ("ffn.shared_experts.", f"{moe}.{names.shared_experts}."),
+    router = {f"ffn.router.{own}": f"{moe}.gate.{hf}" for own, hf in names.router_tensors}
+    if rest.startswith("ffn.router."):
+        if rest not in router:
+            raise ValueError(f"dsmoe router tensor {rest!r} has no Hugging Face counterpart")
+        return router[rest]
+    renames = LAYER_RENAMES + (("ffn.shared_experts.", f"{moe}.{names.shared_experts}."),
                                ("ffn.shared_expert_gate.", f"{moe}.shared_expert_gate."),
                                ("ffn.experts.", f"{moe}.experts."))
-    if rest.startswith("ffn.router.") and rest not in ("ffn.router.weight", "ffn.router.expert_bias"):
-        raise ValueError(f"dsmoe router tensor {rest!r} has no Hugging Face counterpart")
     for old, new in renames + (("ffn.", "mlp."),):
         if rest.startswith(old):
             return new + rest[len(old):]

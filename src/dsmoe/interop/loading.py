@@ -18,6 +18,7 @@ from dsmoe.interop.keys import Piece
 from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.model.rope import RotaryEmbedding
 from dsmoe.model.yarn import YarnScaling
+from dsmoe.routers import routers_of
 
 
 def meta_model(config: ModelConfig) -> DeepSeekMoEForCausalLM:
@@ -111,19 +112,13 @@ class StreamingFill:
         return self.model.eval()
 
 
-ZEROED_BUFFERS = ("load_since_update",)  # SigmoidTopKRouter's per-step token counts: empty at load
-
-
 def rebuild_computed_buffers(model: DeepSeekMoEForCausalLM) -> None:
     """A meta build leaves computed buffers empty: RoPE's frequencies are rebuilt from the config (as the model's
-    constructor builds them) and the routers' load counters start at zero; nothing else may stay on meta."""
+    constructor builds them) and each router rebuilds its own; nothing else may stay on meta."""
     config = model.config
     model.rope = RotaryEmbedding(config.rope_head_dim, config.rope_theta, YarnScaling.from_config(config))
-    for module in model.modules():
-        for name in ZEROED_BUFFERS:
-            buffer = module._buffers.get(name)
-            if buffer is not None and buffer.is_meta:
-                module._buffers[name] = torch.zeros(buffer.shape, dtype=buffer.dtype)
+    for router in routers_of(model):
+        router.rebuild_buffers()
     still_meta = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
     if still_meta:
         raise ValueError(f"tensor(s) {still_meta[:5]} were never filled")

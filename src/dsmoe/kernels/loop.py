@@ -14,7 +14,7 @@ def expert_swiglu(x_ND: torch.Tensor, gate_up_FD: torch.Tensor, down_DF: torch.T
 
 def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
                  weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
-    """out_t = sum over pairs (t, e, w) of w * expert_e(x_t), one expert at a time."""
+    """out_t = sum over pairs (t, e, w) of w * expert_e(x_t), one expert at a time (pairs in any order)."""
     out_TD = torch.zeros_like(x_TD)
     # unbind, not gate_up_EFD[expert]: indexing would give each expert a full-size [E, ...] zero gradient
     gate_ups_FD, downs_DF = gate_up_EFD.unbind(0), down_EDF.unbind(0)
@@ -24,8 +24,3 @@ def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S
         y_ND = expert_swiglu(x_TD[tokens], gate_ups_FD[expert], downs_DF[expert])
         out_TD = out_TD.index_add(0, tokens, y_ND * weight_S[selected].unsqueeze(-1).to(y_ND.dtype))
     return out_TD
-
-
-def loop_experts_on_slots(slots_ESD: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
-    """Each expert e applied to its own row block slots_ESD[e] (Soft MoE slots)."""
-    return torch.stack([expert_swiglu(slots_ESD[e], gate_up_EFD[e], down_EDF[e]) for e in range(slots_ESD.shape[0])])

@@ -4,8 +4,8 @@ gather-multiply-sums, which inductor fuses into reduction loops that read the ex
 Decoding routes a few tokens, so each expert gets a row or two and a grouped GEMM streams every routed expert's
 weights through tiny matrix products, bound by per-call overhead (about 45 us per 2-row product of a 256 KB
 weight on a 2-core CPU, a sixth of its memory bandwidth). Fused loops over (pair, output, input) read each weight
-once per pair with no intermediate [S, 2F, D] gather; pairs are sorted by expert, so an expert's consecutive pairs
-find its weights in cache. Eagerly the same code would materialise those gathers, so it is used only while
+once per pair with no intermediate [S, 2F, D] gather; the dispatcher sorts pairs by expert, so an expert's
+consecutive pairs find its weights in cache (any order gives the same result). Eagerly the same code would materialise those gathers, so it is used only while
 compiling, without autograd, for fewer than PAIRWISE_MAX_PAIRS_PER_EXPERT pairs per expert on average.
 """
 
@@ -29,10 +29,8 @@ def use_pairwise(dispatch: str, expert_index_S: torch.Tensor, n_experts: int) ->
 def pairwise_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
                      weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
     """out_t = sum over pairs (t, e, w) of w * down_e(silu(gate_e x_t) * up_e x_t), one pair at a time."""
-    order_S = torch.argsort(expert_index_S)
-    tokens_S, experts_S = token_index_S[order_S], expert_index_S[order_S]
-    x_SD = x_TD.index_select(0, tokens_S)
-    h_SF2 = (x_SD.unsqueeze(1) * gate_up_EFD[experts_S]).sum(-1)
-    act_SF = swiglu_from_gate_up(h_SF2)[2] * weight_S[order_S].unsqueeze(-1).to(h_SF2.dtype)
-    y_SD = (act_SF.unsqueeze(1) * down_EDF[experts_S]).sum(-1)
-    return torch.zeros_like(x_TD).index_add_(0, tokens_S, y_SD)
+    x_SD = x_TD.index_select(0, token_index_S)
+    h_SF2 = (x_SD.unsqueeze(1) * gate_up_EFD[expert_index_S]).sum(-1)
+    act_SF = swiglu_from_gate_up(h_SF2)[2] * weight_S.unsqueeze(-1).to(h_SF2.dtype)
+    y_SD = (act_SF.unsqueeze(1) * down_EDF[expert_index_S]).sum(-1)
+    return torch.zeros_like(x_TD).index_add_(0, token_index_S, y_SD)

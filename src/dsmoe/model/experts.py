@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from dsmoe.config import ModelConfig
-from dsmoe.kernels import run_experts, run_experts_on_slots
-from dsmoe.routers import Routing, SoftRouting
+from dsmoe.kernels import ExpertBatch, run_experts
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype:
@@ -30,17 +31,7 @@ class RoutedExperts(nn.Module):
         dtype = autocast_dtype(x)
         return x.to(dtype), self.gate_up_proj.to(dtype), self.down_proj.to(dtype)
 
-    def forward(self, x_TD: torch.Tensor, routing: Routing) -> torch.Tensor:
-        x_TD, gate_up, down = self.weights(x_TD)
-        return run_experts(self.dispatch, x_TD, routing.token_index_S, routing.expert_index_S, routing.weight_S,
-                           gate_up, down)
-
-    def forward_soft(self, x_BLD: torch.Tensor, routing: SoftRouting) -> torch.Tensor:
-        """Soft MoE: slots = D^T X per sequence, experts on their slots, Y = C * slot outputs."""
-        x_BLD, gate_up, down = self.weights(x_BLD)
-        batch, n_experts = x_BLD.shape[0], gate_up.shape[0]
-        slots_BCD = torch.einsum("blc,bld->bcd", routing.dispatch_BLC.to(x_BLD.dtype), x_BLD)
-        slots_ESD = slots_BCD.reshape(batch, n_experts, -1, x_BLD.shape[-1]).transpose(0, 1).reshape(n_experts, -1, x_BLD.shape[-1])
-        y_ESD = run_experts_on_slots(self.dispatch, slots_ESD.contiguous(), gate_up, down)
-        y_BCD = y_ESD.reshape(n_experts, batch, -1, x_BLD.shape[-1]).transpose(0, 1).reshape(batch, -1, x_BLD.shape[-1])
-        return torch.einsum("blc,bcd->bld", routing.combine_BLC.to(y_BCD.dtype), y_BCD)
+    def forward(self, batch: ExpertBatch) -> torch.Tensor:
+        """rows_RD: every pair's expert output, weighted and summed into the row it read (see ExpertBatch)."""
+        x_RD, gate_up, down = self.weights(batch.x_RD)
+        return run_experts(self.dispatch, dataclasses.replace(batch, x_RD=x_RD), gate_up, down)

@@ -8,6 +8,8 @@
 | noisy_topk noise weights                           | 0 (no noise at start, as Shazeer et al. 2017) |
 | RMSNorm weights                                    | 1                 |
 | sigmoid_topk expert bias (a buffer)                | 0                 |
+
+Each router's rows are its own `init_weights` method (a router with new state extends it in its own file).
 """
 
 from __future__ import annotations
@@ -31,9 +33,6 @@ def init_weights(model: nn.Module, std: float) -> None:
             nn.init.normal_(module.gate_up_proj, std=std)
             nn.init.normal_(module.down_proj, std=std)
         elif isinstance(module, Router):
-            for name, param in module.named_parameters(recurse=False):
-                nn.init.normal_(param, std=std) if name == "weight" else nn.init.zeros_(param)
-            if hasattr(module, "expert_bias"):
-                module.expert_bias.zero_()
+            module.init_weights(std)
         elif isinstance(module, RMSNorm):
             nn.init.ones_(module.weight)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from dsmoe.config import ModelConfig
+from dsmoe.kernels.expert_batch import ExpertBatch
 
 
 @dataclass
@@ -33,6 +35,14 @@ class Routing:
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
     stats: RouterStats | None = None
 
+    def expert_batch(self, x_TD: torch.Tensor, n_experts: int) -> ExpertBatch:
+        """The pairs in expert order, each reading its token's row."""
+        return ExpertBatch.from_pairs(x_TD, self.token_index_S, self.expert_index_S, self.weight_S, n_experts)
+
+    def combine(self, rows_TD: torch.Tensor, n_experts: int) -> torch.Tensor:
+        """The experts' rows are the tokens, already weighted and summed over each token's pairs."""
+        return rows_TD
+
 
 @dataclass
 class SoftRouting:
@@ -47,11 +57,34 @@ class SoftRouting:
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
     stats: RouterStats | None = None
 
+    def expert_batch(self, x_TD: torch.Tensor, n_experts: int) -> ExpertBatch:
+        """Slots = D^T X per sequence (Eq. 1), grouped by expert: every slot one unweighted row."""
+        batch, seq_len, n_slots = self.dispatch_BLC.shape
+        x_BLD = x_TD.reshape(batch, seq_len, -1)
+        slots_BCD = torch.einsum("blc,bld->bcd", self.dispatch_BLC.to(x_BLD.dtype), x_BLD)
+        slots_EBPD = slots_BCD.reshape(batch, n_experts, n_slots // n_experts, -1).transpose(0, 1)
+        return ExpertBatch.equal_blocks(slots_EBPD.reshape(n_experts, -1, x_BLD.shape[-1]))
+
+    def combine(self, rows_RD: torch.Tensor, n_experts: int) -> torch.Tensor:
+        """Y = C * slot outputs per sequence (Eq. 2), as [T, D]."""
+        batch, seq_len, n_slots = self.combine_BLC.shape
+        y_EBPD = rows_RD.reshape(n_experts, batch, n_slots // n_experts, rows_RD.shape[-1])
+        y_BCD = y_EBPD.transpose(0, 1).reshape(batch, n_slots, -1)
+        return torch.einsum("blc,bcd->bld", self.combine_BLC.to(y_BCD.dtype), y_BCD).reshape(batch * seq_len, -1)
+
 
 class Router(nn.Module, ABC):
-    """Base class: holds the gate weight [E, D] (DeepSeek's `gate.weight`) and computes fp32 logits."""
+    """Base class: holds the gate weight [E, D] (DeepSeek's `gate.weight`) and computes fp32 logits.
+
+    A router owns its state, and says through these methods what the rest of the library must do with it:
+    init_weights (its rows of the one init table, dsmoe.model.init), pending_statistics / apply_step_update /
+    discard_step (what it accumulates over an optimizer step and applies after it, see step_updates.py),
+    rebuild_buffers (its computed, non-persistent buffers after a meta-device build or load) and
+    HF_TENSOR_NAMES (which of its checkpoint tensors a Hugging Face checkpoint holds, and under what name).
+    """
 
     has_gate: bool = True
+    HF_TENSOR_NAMES: ClassVar[dict[str, str]] = {"weight": "weight"}  # own state-dict name -> name under `gate.`
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -73,6 +106,29 @@ class Router(nn.Module, ABC):
     @abstractmethod
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing | SoftRouting:
         """Route the batch's T = batch_size * seq_len tokens (flattened in sequence order)."""
+
+    @torch.no_grad()
+    def init_weights(self, std: float) -> None:
+        """The gate weight ~ N(0, std); routers with more state extend this."""
+        if self.has_gate:
+            nn.init.normal_(self.weight, std=std)
+
+    def pending_statistics(self) -> list[torch.Tensor]:
+        """Tensors accumulated by training forwards since the last optimizer step. A data-parallel caller sums
+        each over ranks, in place, before apply_step_update, so every rank applies the same update."""
+        return []
+
+    def apply_step_update(self) -> None:
+        """Once after every optimizer step: apply what pending_statistics hold, then clear them."""
+
+    @torch.no_grad()
+    def discard_step(self) -> None:
+        """A skipped optimizer step: clear the pending statistics without applying them."""
+        for statistic in self.pending_statistics():
+            statistic.zero_()
+
+    def rebuild_buffers(self) -> None:
+        """Recreate the non-persistent buffers (a meta-device build leaves them empty; checkpoints lack them)."""
 
 
 def topk_pairs(expert_indices_TK: torch.Tensor, weights_TK: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -21,8 +21,11 @@ class HashRouter(Router):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
+        self.rebuild_buffers()
+
+    def rebuild_buffers(self) -> None:
         generator = torch.Generator().manual_seed(HASH_SEED)
-        draws_VE = torch.rand(config.vocab_size, self.n_experts, generator=generator, device="cpu")
+        draws_VE = torch.rand(self.config.vocab_size, self.n_experts, generator=generator, device="cpu")
         self.register_buffer("table_VK", draws_VE.topk(self.top_k, dim=-1).indices, persistent=False)
 
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing:

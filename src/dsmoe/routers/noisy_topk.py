@@ -20,6 +20,11 @@ class NoisyTopKRouter(Router):
         super().__init__(config)
         self.noise_weight = nn.Parameter(torch.empty(self.n_experts, config.hidden_size))
 
+    @torch.no_grad()
+    def init_weights(self, std: float) -> None:
+        super().init_weights(std)
+        nn.init.zeros_(self.noise_weight)  # no noise at the start, as Shazeer et al. 2017
+
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing:
         logits_TE = self.logits(x_TD)
         if self.training:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
-import torch.distributed as dist
 
 from dsmoe.config import ModelConfig
 from dsmoe.routers.base import Router, Routing
@@ -15,18 +16,24 @@ class SigmoidTopKRouter(Router):
     """s_{i,t} = Sigmoid(u_t^T e_i); select TopK(s + b); gate with the unbiased s (Eq. 15-16).
 
     The bias b is an fp32 buffer, not a parameter: it never gets a gradient. In training mode every
-    forward adds its token counts to `load_since_update`; `update_bias()` (called once per optimizer
-    step by `install_bias_update`) applies b_i += gamma * sign(mean_load - load_i) and resets the
-    counts. In eval mode nothing accumulates, so the bias is frozen. The sign rule is invariant to a
-    uniform scaling of the counts, so recomputing forwards under activation checkpointing (which
-    counts every token twice) leaves the update unchanged.
+    forward adds its token counts to `load_since_update` (its pending statistic); `apply_step_update()`
+    (called once per optimizer step by `install_router_updates`, after the counts were summed over
+    data-parallel ranks) applies b_i += gamma * sign(mean_load - load_i) and resets the counts. In eval
+    mode nothing accumulates, so the bias is frozen. The sign rule is invariant to a uniform scaling of
+    the counts, so recomputing forwards under activation checkpointing (which counts every token twice)
+    leaves the update unchanged.
     """
+
+    HF_TENSOR_NAMES: ClassVar[dict[str, str]] = {"weight": "weight", "expert_bias": "e_score_correction_bias"}
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.register_buffer("expert_bias", torch.zeros(self.n_experts, dtype=torch.float32))
-        self.register_buffer("load_since_update", torch.zeros(self.n_experts, dtype=torch.float32),
-                             persistent=False)
+        self.rebuild_buffers()
+
+    def rebuild_buffers(self) -> None:
+        self.register_buffer("load_since_update", torch.zeros(self.n_experts, dtype=torch.float32,
+                                                              device=self.expert_bias.device), persistent=False)
 
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing:
         logits_TE = self.logits(x_TD)
@@ -43,11 +50,17 @@ class SigmoidTopKRouter(Router):
         return routing
 
     @torch.no_grad()
-    def update_bias(self) -> None:
-        """b_i += gamma * sign(mean load - load_i), with loads summed over ranks when distributed."""
+    def init_weights(self, std: float) -> None:
+        super().init_weights(std)
+        self.expert_bias.zero_()
+
+    def pending_statistics(self) -> list[torch.Tensor]:
+        return [self.load_since_update]
+
+    @torch.no_grad()
+    def apply_step_update(self) -> None:
+        """b_i += gamma * sign(mean load - load_i) (Sec. 2.1.2), then the counts restart."""
         load_E = self.load_since_update
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(load_E)
         if load_E.sum() > 0:
             self.expert_bias += self.config.bias_update_speed * torch.sign(load_E.mean() - load_E)
         load_E.zero_()
