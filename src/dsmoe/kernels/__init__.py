@@ -34,5 +34,5 @@ def run_experts(dispatch: str, batch: ExpertBatch, gate_up_EFD: torch.Tensor, do
     return loop_experts(x_RD, rows_S, batch.expert_index_S(), weight_S, gate_up_EFD, down_EDF)
 
 
-__all__ = ["ExpertBatch", "grouped_experts", "loop_experts", "pairwise_experts", "run_experts", "sort_by_expert",
+__all__ = ["ExpertBatch", "fused_grouped_experts", "grouped_experts", "loop_experts", "pairwise_experts", "run_experts", "sort_by_expert",
            "use_grouped_mm"]
