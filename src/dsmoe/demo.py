@@ -15,8 +15,7 @@ from dsmoe.analysis.plots import plot_loss_curve
 from dsmoe.inference import SamplingConfig
 from dsmoe.inference.stream import stream_completion
 from dsmoe.model import count_params
-from dsmoe.run_config import RunConfig
-from dsmoe.runs import load_run
+from dsmoe.runs import RunConfig, RunDir, load_run
 from dsmoe.train.calibrate import fit_steps_to_budget
 from dsmoe.train.loop import train
 from dsmoe.train.metrics import load_summary, read_metrics
@@ -53,15 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     result = train(config, Path(args.out))
     print(f"\nstopped at step {result.step} ({result.stopped_early or 'all steps done'})")
     print(f"validation: {result.final_eval.summary()}")
-    metrics = Path(args.out) / "metrics.jsonl"
+    run = RunDir(args.out)
     print("\nexpert load per MoE layer (100 = the mean; a balanced layer is flat):")
-    print(expert_load_table(metrics))
+    print(expert_load_table(run.metrics_path))
     print("\nsample (temperature 0.8, top-k 50):\n")
     loaded = load_run(args.out)
     sys.stdout.write("ROMEO:")
     stream_completion(loaded.model, loaded.tokenizer, "ROMEO:", SamplingConfig(max_new_tokens=120), sys.stdout)
-    plot = plot_loss_curve(metrics, Path(args.out) / "loss.png")
-    print(f"\n\nrun directory {args.out}: checkpoints/, metrics.jsonl, config.toml, tokenizer.json, {plot.name}")
+    plot = plot_loss_curve(run.metrics_path, run.loss_plot_path)
+    print(f"\n\nrun directory {args.out}: {run.checkpoints_dir.name}/, {run.metrics_path.name}, {run.config_path.name}, "
+          f"{run.tokenizer_path.name}, {plot.name}")
     return 0
 
 

@@ -3,8 +3,7 @@
 import pytest
 
 from dsmoe.cli.main import main
-from dsmoe.run_config import RunConfig
-from dsmoe.train import checkpoint as ckpt
+from dsmoe.runs import RunConfig, RunDir
 from train.tiny import one_step_run, run_dsmoe, train_args
 
 
@@ -60,7 +59,7 @@ def test_new_run_into_a_run_directory(trained_run, tmp_path, capsys):
 
 
 def test_resume_with_a_config_of_another_width(trained_run, tmp_path, capsys):
-    saved = RunConfig.load(ckpt.latest_checkpoint(trained_run) / ckpt.CONFIG)
+    saved = RunConfig.load(RunDir(trained_run).latest_checkpoint().config_path)
     config = tmp_path / "wider.toml"
     config.write_text(RunConfig.from_dict(saved.to_dict(), ["model.hidden_size=96"]).to_toml())
     assert_cli_error(["train", "--config", str(config), "--out", str(trained_run), "--resume"],

@@ -52,7 +52,7 @@ def test_two_files_give_two_domains_and_a_token_weighted_pooled_loss(tmp_path):
     (corpus / "plays.txt").write_text(text[:6000])
     (corpus / "recipes.txt").write_text(TEXT * 80)
     data = prepare_data(DataConfig(path=str(corpus), seq_len=32, vocab_size=300, cache_dir=str(tmp_path / "cache")),
-                        tmp_path / "run", 512)
+                        tmp_path / "tokenizer.json", 512)
     model, token_bytes = tiny_model().eval(), token_byte_lengths(data.tokenizer)
     val = {domain: data.val.domain_tokens(domain) for domain in data.val.domains}
     result = evaluate_domains(model, val, seq_len=32, batch_size=4, token_bytes=token_bytes)

@@ -3,7 +3,8 @@
 import signal
 import subprocess
 
-from dsmoe.train import checkpoint as ckpt
+from dsmoe.runs import RunDir
+from dsmoe.runs import checkpoint as ckpt
 from train.tiny import DSMOE, cli_env, read_steps, run_dsmoe, train_args, wait_for
 
 MANY_STEPS = 100_000  # far more than the run gets through before the test interrupts it
@@ -23,11 +24,11 @@ def test_sigint_saves_the_step_reached_and_resume_continues_from_it(tmp_path):
     assert process.returncode == 0, stderr
     reached = len(read_steps(out / "metrics.jsonl"))
     assert stdout.startswith(f"stopped at step {reached} (SIGINT)\n") and "validation:" not in stdout
-    assert ckpt.latest_checkpoint(out).name == f"step_{reached:08d}"
-    assert ckpt.load_trainer_state(ckpt.latest_checkpoint(out))["step"] == reached
+    assert RunDir(out).latest_checkpoint().path.name == f"step_{reached:08d}"
+    assert ckpt.load_trainer_state(RunDir(out).latest_checkpoint())["step"] == reached
 
     resumed = run_dsmoe(["train", "--out", str(out), "--resume", "--set", f"train.steps={reached + 2}"])
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith(f"stopped at step {reached + 2}\nvalidation: loss ")
     assert [record["step"] for record in read_steps(out / "metrics.jsonl")] == list(range(1, reached + 3))
-    assert ckpt.latest_checkpoint(out).name == f"step_{reached + 2:08d}"
+    assert RunDir(out).latest_checkpoint().path.name == f"step_{reached + 2:08d}"

@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dsmoe.train import checkpoint as ckpt
+from dsmoe.runs import RunDir
+from dsmoe.runs import checkpoint as ckpt
 from dsmoe.train import loop
 from dsmoe.train.step import StepResult
 from train.tiny import one_thread, read_steps, run_config
@@ -21,7 +22,7 @@ SETTINGS = dict(train__steps=STEPS, train__save_every=SAVE_EVERY, train__keep_la
 
 
 def weights(run_dir, step):
-    return load_file(run_dir / ckpt.CHECKPOINTS / f"step_{step:08d}" / ckpt.WEIGHTS)
+    return load_file(RunDir(run_dir).checkpoint(step).weights_path)
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +74,10 @@ def test_max_nonfinite_in_a_row_stop_the_run_keeping_the_last_good_checkpoint(cl
     nan_on_calls(lambda call: call > SAVE_EVERY + 1)  # steps 1..3 succeed, then every attempt at step 4 fails
     with pytest.warns(UserWarning, match="non-finite"), pytest.raises(loop.NonFiniteLossError) as error:
         loop.train(run_config(tmp_path, **SETTINGS), tmp_path / "run")
-    last_good = tmp_path / "run" / ckpt.CHECKPOINTS / f"step_{SAVE_EVERY:08d}"
+    last_good = RunDir(tmp_path / "run").checkpoint(SAVE_EVERY)
     assert str(error.value) == (f"{MAX_NONFINITE} consecutive non-finite losses at step {SAVE_EVERY + 1}; stopping. "
                                 f"Last good checkpoint: {last_good}")
-    assert ckpt.checkpoint_dirs(tmp_path / "run") == [last_good]
+    assert RunDir(tmp_path / "run").checkpoints() == [last_good]
     assert [r["step"] for r in read_steps(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3]
     kept, expected = weights(tmp_path / "run", SAVE_EVERY), weights(clean_run, SAVE_EVERY)
     assert all(torch.equal(kept[name], tensor) for name, tensor in expected.items())

@@ -7,7 +7,7 @@ import sys
 
 from safetensors.torch import load_file
 
-from dsmoe.train import checkpoint as ckpt
+from dsmoe.runs import RunDir
 from train.tiny import cli_env, read_steps, run_dsmoe, train_args, wait_for
 
 STEPS, SAVE_EVERY, KILL_AT = 12, 3, 5
@@ -35,7 +35,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run_bitwise(tmp_path)
                                env=cli_env(THREADS), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: len(read_steps(killed / "metrics.jsonl")) >= KILL_AT, process, what=f"step {KILL_AT}")
-        assert ckpt.latest_checkpoint(killed) is not None, "no checkpoint was written before the kill"
+        assert RunDir(killed).latest_checkpoint() is not None, "no checkpoint was written before the kill"
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.kill()
@@ -50,7 +50,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run_bitwise(tmp_path)
     losses = {run: [record["loss"] for record in read_steps(run / "metrics.jsonl")] for run in (uninterrupted, killed)}
     assert [record["step"] for record in read_steps(killed / "metrics.jsonl")] == list(range(1, STEPS + 1))
     assert losses[killed] == losses[uninterrupted]
-    weights = {run: load_file(ckpt.latest_checkpoint(run) / ckpt.WEIGHTS) for run in (uninterrupted, killed)}
+    weights = {run: load_file(RunDir(run).latest_checkpoint().weights_path) for run in (uninterrupted, killed)}
     assert weights[killed].keys() == weights[uninterrupted].keys()
     for name, tensor in weights[uninterrupted].items():
         assert tensor.equal(weights[killed][name]), name

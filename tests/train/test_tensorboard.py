@@ -11,7 +11,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dsmoe.cli.main import main as cli_main
-from dsmoe.train import checkpoint as ckpt
+from dsmoe.runs import RunDir
 from dsmoe.train import loop
 from dsmoe.train.metrics import read_metrics
 from dsmoe.train.step import StepResult
@@ -89,7 +89,7 @@ def test_each_moe_layer_has_a_histogram_whose_bucket_i_is_expert_i_token_count(t
 def test_resume_purges_the_events_after_the_checkpoint_as_metrics_jsonl_drops_its_records(tmp_path):
     config = two_domain_config(tmp_path, train__steps=3)
     loop.train(config, tmp_path / "run")  # checkpoints at 2 and 3, a final evaluation at 3
-    shutil.rmtree(ckpt.latest_checkpoint(tmp_path / "run"))  # as if killed after step 3 and before its checkpoint
+    shutil.rmtree(RunDir(tmp_path / "run").latest_checkpoint().path)  # as if killed after step 3, before its save
     loop.train(two_domain_config(tmp_path, train__steps=4), tmp_path / "run", resume=True)
     expected = jsonl_scalars(tmp_path / "run")
     assert ("final_val", 3) not in expected and ("final_val", 4) in expected

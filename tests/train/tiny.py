@@ -17,7 +17,7 @@ import torch
 from dsmoe.config import ModelConfig
 from dsmoe.data import resolve_corpus
 from dsmoe.model import DeepSeekMoEForCausalLM
-from dsmoe.run_config import RunConfig
+from dsmoe.runs import RunConfig
 
 DSMOE = Path(sys.executable).parent / "dsmoe"  # the console script of the venv running the tests
 CORPUS_CHARS = 12_000

@@ -11,6 +11,7 @@ import torch
 from dsmoe.interop.families import exportable
 from dsmoe.interop.hf import TOKENIZER_FILE
 from dsmoe.interop.run_dirs import export_run, import_run
+from dsmoe.runs import RunDir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -33,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--model-type applies to --to-hf; an import reads the model_type of config.json")
         out = import_run(args.from_hf, args.out, DTYPES[args.dtype])
         print(f"run directory: {out}")
-        if not (out / TOKENIZER_FILE).is_file():
+        tokenizer = RunDir(out).tokenizer_path
+        if not tokenizer.is_file():
             print(f"note: {args.from_hf} has no {TOKENIZER_FILE}; `dsmoe eval` and `dsmoe generate` need one: copy "
-                  f"the model's tokenizers-format {TOKENIZER_FILE} to {out / TOKENIZER_FILE}", file=sys.stderr)
+                  f"the model's tokenizers-format {TOKENIZER_FILE} to {tokenizer}", file=sys.stderr)
         return 0
     out = export_run(args.to_hf, args.out, args.model_type)
     print(f"Hugging Face directory: {out} ({', '.join(sorted(path.name for path in Path(out).iterdir()))})")

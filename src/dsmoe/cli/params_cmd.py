@@ -6,7 +6,7 @@ import argparse
 
 from dsmoe import presets
 from dsmoe.model.estimates import estimate_costs
-from dsmoe.run_config import RunConfig
+from dsmoe.runs import RunConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dsmoe.run_config import RunConfig
+from dsmoe.runs import RunConfig, RunDir
 from dsmoe.train.loop import train
 
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
 def resolve_cli_config(config_path: str | None, overrides: list[str], out: Path, resume: bool) -> RunConfig:
     """--config plus --set; when resuming without --config, the run's saved config plus --set."""
-    saved = out / "config.toml"
+    saved = RunDir(out).config_path
     if resume and config_path is None and saved.is_file():
         return RunConfig.from_dict(RunConfig.load(saved).to_dict(), overrides)
     return RunConfig.load(config_path, overrides)

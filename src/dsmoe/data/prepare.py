@@ -1,4 +1,4 @@
-"""prepare_data: from a DataConfig to a tokenizer in the run directory and the train/val token splits."""
+"""prepare_data: from a DataConfig to a saved tokenizer and the train/val token splits."""
 
 from __future__ import annotations
 
@@ -9,15 +9,12 @@ from pathlib import Path
 import tokenizers
 from tokenizers import Tokenizer
 
-from dsmoe.data.atomic import atomic_path
+from dsmoe.atomic import atomic_file
 from dsmoe.data.cache import content_hash
 from dsmoe.data.config import DataConfig
 from dsmoe.data.corpus import Corpus, resolve_corpus
 from dsmoe.data.tokenizer import SPECIAL_TOKENS, load_tokenizer, save_tokenizer, train_tokenizer
 from dsmoe.data.tokens import TokenSplit, tokenize_corpus
-
-TOKENIZER_FILE = "tokenizer.json"
-
 
 @dataclass(frozen=True)
 class PreparedData:
@@ -40,8 +37,11 @@ class PreparedData:
         return self.tokenizer.get_vocab_size()
 
 
-def prepare_data(config: DataConfig, run_dir: str | Path, model_vocab_size: int | None = None) -> PreparedData:
-    """Read the corpus, train or reuse the tokenizer (saved as run_dir/tokenizer.json), tokenize both splits.
+def prepare_data(config: DataConfig, tokenizer_path: str | Path, model_vocab_size: int | None = None) -> PreparedData:
+    """Read the corpus, train or reuse the tokenizer (saved at `tokenizer_path`), tokenize both splits.
+
+    A run saves it at RunDir.tokenizer_path; the path is given rather than derived so the data pipeline stays
+    below dsmoe.runs and knows nothing of run directories.
 
     `model_vocab_size` is the model's vocab_size: used when config.vocab_size is None, and a bound
     on the tokenizer's size either way. Caches under config.cache_dir (tokenizers/, tokens/) make a
@@ -50,7 +50,7 @@ def prepare_data(config: DataConfig, run_dir: str | Path, model_vocab_size: int 
     corpus = resolve_corpus(config.path, config.val_fraction)
     vocab_size = _vocab_size(config, model_vocab_size)
     cache_dir = Path(config.cache_dir).expanduser()
-    tokenizer_path = Path(run_dir) / TOKENIZER_FILE
+    tokenizer_path = Path(tokenizer_path)
     if config.tokenizer is None:
         tokenizer = _trained_tokenizer(corpus, vocab_size, cache_dir)
         save_tokenizer(tokenizer, tokenizer_path)
@@ -91,6 +91,6 @@ def _reuse_and_copy(source: Path, vocab_size: int | None, tokenizer_path: Path) 
             f"tokenizer={str(source)!r} has {tokenizer.get_vocab_size()} tokens, more than vocab_size={vocab_size}"
         )
     if not (tokenizer_path.exists() and tokenizer_path.samefile(source)):
-        with atomic_path(tokenizer_path) as temporary:
+        with atomic_file(tokenizer_path) as temporary:
             shutil.copyfile(source, temporary)
     return tokenizer

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from dsmoe.data.atomic import atomic_path
+from dsmoe.atomic import atomic_file
 
 END_OF_TEXT = "<|endoftext|>"
 SPECIAL_TOKENS = (END_OF_TEXT,)
@@ -68,5 +68,5 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 
 def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:
     """Write `tokenizer` as tokenizer.json, atomically."""
-    with atomic_path(Path(path)) as temporary:
+    with atomic_file(path) as temporary:
         tokenizer.save(str(temporary))

@@ -13,7 +13,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from dsmoe.data.atomic import atomic_path
+from dsmoe.atomic import atomic_file
 from dsmoe.data.batches import count_windows
 from dsmoe.data.cache import content_hash
 from dsmoe.data.corpus import Corpus
@@ -95,7 +95,7 @@ def tokenize_split(name: str, texts: dict[str, str], tokenizer: Tokenizer, cache
     with tqdm(total=total_chars, unit="char", unit_scale=True, desc=f"tokenizing {name}",
               disable=total_chars < PROGRESS_MIN_CHARS) as progress:
         for domain in missing:
-            with atomic_path(paths[domain]) as temporary:
+            with atomic_file(paths[domain]) as temporary:
                 encode_to_file(texts[domain], text_tokenizer, temporary, dtype, progress)
     arrays = [np.memmap(path, dtype=dtype, mode="r") for path in paths.values()]
     stops = np.cumsum([len(array) for array in arrays]).tolist()

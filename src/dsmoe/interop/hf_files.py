@@ -1,47 +1,18 @@
-"""A Hugging Face checkpoint directory's files: its safetensors shards (and transformers' index of them), read in
-order and written into a directory that appears whole or not at all, and never over anything already there."""
+"""A Hugging Face checkpoint directory's files: its safetensors shards (and transformers' index of them), planned,
+written and found in order (hf.save_pretrained writes them through dsmoe.atomic.atomic_directory)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from dsmoe.train.checkpoint import fsync_tree
-
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 MAX_SHARD_BYTES = 5 * 2**30  # transformers' default max_shard_size of "5GB"
-
-
-@contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary directory beside `path`; it is renamed to `path` only if the block finishes.
-
-    `path` must not exist or be an empty directory: nothing is overwritten. Everything in the temporary directory
-    is fsynced first, so a crash leaves either no output or the complete one (as train.checkpoint does for a
-    checkpoint).
-    """
-    path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ValueError(f"output {str(path)!r} exists and is not an empty directory; choose another --out")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        yield temporary
-        for directory in [temporary, *(entry for entry in temporary.rglob("*") if entry.is_dir())]:
-            fsync_tree(directory)
-        os.replace(temporary, path)
-        fsync_tree(path.parent)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def plan_shards(sizes: dict[str, int], max_shard_bytes: int) -> list[list[str]]:

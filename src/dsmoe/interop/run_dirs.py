@@ -1,9 +1,9 @@
 """Hugging Face checkpoint directories <-> dsmoe run directories (what `dsmoe convert` does).
 
-An imported run holds what `dsmoe eval` and `dsmoe generate` read: RUN/config.toml (the model section; data and
-train at their defaults, data.seq_len capped at the model's max_seq_len), RUN/checkpoints/step_00000000/
-{model.safetensors, config.toml} and RUN/tokenizer.json when the checkpoint directory has one. It has no
-trainer state, so it cannot be resumed with `dsmoe train --resume`.
+An imported run holds what `dsmoe eval` and `dsmoe generate` read (names from dsmoe.runs.layout): the run's config
+(the model section; data and train at their defaults, data.seq_len capped at the model's max_seq_len), checkpoint 0
+with its weights and config, and the tokenizer when the checkpoint directory has one. It has no trainer state, so
+it cannot be resumed with `dsmoe train --resume`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_model
 
+from dsmoe.atomic import atomic_directory
 from dsmoe.data.config import DataConfig
 from dsmoe.interop.hf import TOKENIZER_FILE, from_pretrained, save_pretrained
-from dsmoe.interop.hf_files import atomic_directory
-from dsmoe.run_config import RunConfig
-from dsmoe.runs import load_checkpoint_model
-from dsmoe.train import checkpoint as ckpt
+from dsmoe.runs import RunConfig, RunDir, load_checkpoint_model
 
-IMPORTED_STEP = "step_00000000"
+IMPORTED_STEP = 0
 
 
 def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = torch.float32) -> Path:
@@ -31,18 +29,19 @@ def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = tor
     data = DataConfig(seq_len=min(DataConfig.seq_len, model.config.max_seq_len))
     config_toml = RunConfig(model=model.config, data=data).to_toml()
     with atomic_directory(run_dir) as temporary:
-        (temporary / "config.toml").write_text(config_toml)
-        checkpoint = temporary / ckpt.CHECKPOINTS / IMPORTED_STEP
-        checkpoint.mkdir(parents=True)
-        save_model(model, str(checkpoint / ckpt.WEIGHTS))
-        (checkpoint / ckpt.CONFIG).write_text(config_toml)
+        run = RunDir(temporary)
+        run.config_path.write_text(config_toml)
+        checkpoint = run.checkpoint(IMPORTED_STEP)
+        checkpoint.path.mkdir(parents=True)
+        save_model(model, str(checkpoint.weights_path))
+        checkpoint.config_path.write_text(config_toml)
         if (hf_dir / TOKENIZER_FILE).is_file():
-            shutil.copyfile(hf_dir / TOKENIZER_FILE, temporary / TOKENIZER_FILE)
+            shutil.copyfile(hf_dir / TOKENIZER_FILE, run.tokenizer_path)
     return Path(run_dir)
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, model_type: str | None = None) -> Path:
-    """Write the latest checkpoint of `run_dir` (and its tokenizer.json) as a Hugging Face checkpoint directory."""
+    """Write the latest checkpoint of `run_dir` (and its tokenizer) as a Hugging Face checkpoint directory."""
     _, model, _ = load_checkpoint_model(run_dir)
-    tokenizer = Path(run_dir) / TOKENIZER_FILE
+    tokenizer = RunDir(run_dir).tokenizer_path
     return save_pretrained(model, out_dir, model_type, tokenizer if tokenizer.is_file() else None)

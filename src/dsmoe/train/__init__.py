@@ -1,1 +1,1 @@
-"""Training: config, optimizer and schedules, one accumulated step, checkpoints, the loop."""
+"""Training: config, optimizer and schedules, one accumulated step, resume policy, the loop, metrics."""

@@ -10,7 +10,7 @@ import torch
 
 from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.routers import install_bias_update
-from dsmoe.run_config import RunConfig
+from dsmoe.runs import RunConfig
 from dsmoe.runtime import retain_freed_memory
 from dsmoe.train.optim import build_optimizer
 from dsmoe.train.step import accumulate_gradients

@@ -16,9 +16,9 @@ from dsmoe.data import TrainBatches, prepare_data, token_byte_lengths
 from dsmoe.eval import EvalResult, evaluate_domains
 from dsmoe.model import DeepSeekMoEForCausalLM, apply_activation_checkpointing
 from dsmoe.routers import install_bias_update
-from dsmoe.run_config import RunConfig
+from dsmoe.runs import RunConfig, RunDir
+from dsmoe.runs import checkpoint as ckpt
 from dsmoe.runtime import retain_freed_memory
-from dsmoe.train import checkpoint as ckpt
 from dsmoe.train.metrics import MetricsLog, eval_record, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler
 from dsmoe.train.resume import resolve_run_config
@@ -60,13 +60,13 @@ class StopRequest:
 
 def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -> TrainResult:
     """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation."""
-    run_dir = Path(run_dir)
+    run_dir = RunDir(run_dir)
     config = resolve_run_config(config, run_dir, resume)
     if config.train.tensorboard:
         summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
     if config.train.retain_freed_memory:
         retain_freed_memory()
-    data = prepare_data(config.data, run_dir, config.model.vocab_size)
+    data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size)
     torch.manual_seed(config.train.seed)
     model = DeepSeekMoEForCausalLM(config.model)
     apply_activation_checkpointing(model, config.train.activation_checkpointing)
@@ -74,14 +74,14 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
     scheduler = build_scheduler(optimizer, config.train)
     install_bias_update(optimizer, model)
     start_step = restore(run_dir, model, optimizer, scheduler) if resume else 0
-    (run_dir / "config.toml").write_text(config.to_toml())
+    run_dir.config_path.write_text(config.to_toml())
     trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step)
     return trainer.run()
 
 
-def restore(run_dir: Path, model, optimizer, scheduler) -> int:
+def restore(run_dir: RunDir, model, optimizer, scheduler) -> int:
     """Load the latest checkpoint's weights, optimizer, schedule and RNG; return its step."""
-    latest = ckpt.latest_checkpoint(run_dir)
+    latest = run_dir.latest_checkpoint()
     ckpt.load_weights(latest, model)
     state = ckpt.load_trainer_state(latest)
     optimizer.load_state_dict(state["optimizer"])
@@ -91,7 +91,7 @@ def restore(run_dir: Path, model, optimizer, scheduler) -> int:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: Path, model, optimizer, scheduler, data, start_step: int):
+    def __init__(self, config: RunConfig, run_dir: RunDir, model, optimizer, scheduler, data, start_step: int):
         self.config, self.cfg, self.run_dir = config, config.train, run_dir
         self.model, self.optimizer, self.scheduler, self.data = model, optimizer, scheduler, data
         self.step = start_step
@@ -100,9 +100,9 @@ class Trainer:
                                     self.cfg.seed)
         self.token_bytes = token_byte_lengths(data.tokenizer)
         self.val_tokens = {domain: data.val.domain_tokens(domain) for domain in data.val.domains}
-        self.logs = [MetricsLog(run_dir / "metrics.jsonl", resume_step=start_step)]
+        self.logs = [MetricsLog(run_dir.metrics_path, resume_step=start_step)]
         if self.cfg.tensorboard:
-            self.logs.append(TensorBoardLog(run_dir, resume_step=start_step))
+            self.logs.append(TensorBoardLog(run_dir.tensorboard_dir, resume_step=start_step))
         self.nonfinite_streak = 0
 
     def run(self) -> TrainResult:
@@ -114,7 +114,7 @@ class Trainer:
             final = None if interrupted else self.evaluate(max_batches=None)
             if final is not None:
                 self.log(eval_record(self.step, final, final=True))
-            return TrainResult(self.run_dir, self.step, stopped, final)
+            return TrainResult(self.run_dir.root, self.step, stopped, final)
         finally:
             for log in self.logs:
                 log.close()
@@ -170,7 +170,7 @@ class Trainer:
         warnings.warn(f"step {self.step}: non-finite loss {loss} / grad norm {grad_norm}; step skipped "
                       f"({self.nonfinite_streak}/{self.cfg.max_nonfinite} in a row)", stacklevel=2)
         if self.nonfinite_streak >= self.cfg.max_nonfinite:
-            latest = ckpt.latest_checkpoint(self.run_dir)
+            latest = self.run_dir.latest_checkpoint()
             raise NonFiniteLossError(f"{self.nonfinite_streak} consecutive non-finite losses at step {self.step}; "
                                      f"stopping. Last good checkpoint: {latest}")
 
@@ -190,8 +190,7 @@ class Trainer:
         return evaluate_domains(self.model, self.val_tokens, self.config.data.seq_len,
                                 self.cfg.batch_size, self.token_bytes, max_batches)
 
-    def save(self) -> Path:
+    def save(self) -> None:
         state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state()}
-        return ckpt.save_checkpoint(self.run_dir, self.step, self.model, state, self.config.to_toml(),
-                                    self.cfg.keep_last)
+        ckpt.save_checkpoint(self.run_dir, self.step, self.model, state, self.config.to_toml(), self.cfg.keep_last)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from dsmoe.atomic import atomic_file
 from dsmoe.routers import RouterStats
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def eval_record(step: int, result: EvalResult, final: bool) -> dict:
 
 
 class MetricsLog:
-    """metrics.jsonl in the run directory; on resume, records after the resumed step are dropped
+    """The run's metrics.jsonl (RunDir.metrics_path); on resume, records after the resumed step are dropped
     (they are recomputed), by an atomic rewrite, so the log always matches the checkpoint."""
 
     def __init__(self, path: Path, resume_step: int | None = None):
@@ -53,9 +53,8 @@ class MetricsLog:
         if resume_step is not None and self.path.exists():
             kept = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", -1) <= resume_step]
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.path)
+            with atomic_file(self.path) as temporary:
+                temporary.write_text("".join(line + "\n" for line in kept))
         self.file = self.path.open("a")
 
     def write(self, record: dict) -> None:

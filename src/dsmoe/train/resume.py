@@ -1,11 +1,12 @@
-"""Which configuration a run uses, and whether a checkpoint can be resumed with it."""
+"""Which configuration a run trains with, and whether a checkpoint can be resumed with it.
+
+This is training policy (which train fields change the trajectory, when a run may be overwritten), so it stays in
+train/ beside the loop, its only user; where the run's files live it takes from dsmoe.runs.layout.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from dsmoe.run_config import RunConfig
-from dsmoe.train import checkpoint as ckpt
+from dsmoe.runs import RunConfig, RunDir
 
 # Train fields that change the trajectory; the others (steps, eval/save cadence, budget) may change.
 TRAJECTORY_FIELDS = ("batch_size", "grad_accum", "seed", "dtype")
@@ -30,18 +31,18 @@ def check_resumable(saved: RunConfig, given: RunConfig) -> None:
         raise ValueError("cannot resume: the config differs from the run's in " + "; ".join(diffs))
 
 
-def resolve_run_config(config: RunConfig | None, run_dir: Path, resume: bool) -> RunConfig:
+def resolve_run_config(config: RunConfig | None, run: RunDir, resume: bool) -> RunConfig:
     """The config to train with; refuses to overwrite a run, or to resume what cannot be resumed."""
-    has_checkpoint = ckpt.latest_checkpoint(run_dir) is not None
+    has_checkpoint = run.latest_checkpoint() is not None
     if not resume:
         if has_checkpoint:
-            raise ValueError(f"run directory {str(run_dir)!r} already has checkpoints; pass --resume to continue it "
+            raise ValueError(f"run directory {str(run.root)!r} already has checkpoints; pass --resume to continue it "
                              "or choose another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run.root.mkdir(parents=True, exist_ok=True)
         return config or RunConfig()
     if not has_checkpoint:
-        raise ValueError(f"--resume: run directory {str(run_dir)!r} has no checkpoint to resume from")
-    saved = RunConfig.load(run_dir / "config.toml")
+        raise ValueError(f"--resume: run directory {str(run.root)!r} has no checkpoint to resume from")
+    saved = RunConfig.load(run.config_path)
     if config is None:
         return saved
     check_resumable(saved, config)

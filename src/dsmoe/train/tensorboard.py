@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-TENSORBOARD_DIR = "tensorboard"
 INSTALL_COMMAND = "pip install 'dsmoe[tensorboard]'"
 
 
@@ -34,16 +33,17 @@ def flatten(record: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
 
 
 class TensorBoardLog:
-    """<run_dir>/tensorboard/: each number of a metrics record becomes a scalar tagged by its key path, at the
-    record's step; each list (a layer's tokens_per_expert) becomes a histogram whose bucket i is expert i's load.
+    """TensorBoard events in `log_dir` (a run's RunDir.tensorboard_dir): each number of a metrics record becomes a
+    scalar tagged by its key path, at the record's step; each list (a layer's tokens_per_expert) becomes a
+    histogram whose bucket i is expert i's load.
 
     Fed the very records MetricsLog writes, so the two agree. On resume, events after the resumed step are
     purged (TensorBoard's purge_step) as MetricsLog drops its records after that step.
     """
 
-    def __init__(self, run_dir: Path, resume_step: int = 0):
+    def __init__(self, log_dir: Path, resume_step: int = 0):
         purge_step = resume_step + 1 if resume_step else None
-        self.writer = summary_writer_class()(str(Path(run_dir) / TENSORBOARD_DIR), purge_step=purge_step)
+        self.writer = summary_writer_class()(str(log_dir), purge_step=purge_step)
 
     def write(self, record: dict) -> None:
         step = record["step"]

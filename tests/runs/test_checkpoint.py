@@ -5,7 +5,8 @@ import re
 import pytest
 import torch
 
-from dsmoe.train import checkpoint as ckpt
+from dsmoe.runs import RunDir
+from dsmoe.runs import checkpoint as ckpt
 from dsmoe.train.loop import train
 from train.tiny import run_config, tiny_model
 
@@ -13,7 +14,7 @@ STATE = {"step": 1, "rng": torch.get_rng_state()}
 
 
 def save(run_dir, step, model, keep_last=3):
-    return ckpt.save_checkpoint(run_dir, step, model, {**STATE, "step": step}, "[model]\n", keep_last)
+    return ckpt.save_checkpoint(RunDir(run_dir), step, model, {**STATE, "step": step}, "[model]\n", keep_last)
 
 
 def test_round_trip_gives_identical_outputs_and_keeps_tied_embeddings_tied(tmp_path):
@@ -29,7 +30,7 @@ def test_only_the_newest_keep_last_checkpoints_remain(tmp_path):
     model = tiny_model()
     for step in range(1, 6):
         save(tmp_path, step, model, keep_last=2)
-    assert [path.name for path in ckpt.checkpoint_dirs(tmp_path)] == ["step_00000004", "step_00000005"]
+    assert [checkpoint.path.name for checkpoint in RunDir(tmp_path).checkpoints()] == ["step_00000004", "step_00000005"]
 
 
 WRITERS = {"save_model": (ckpt, "save_model"), "torch.save": (ckpt.torch, "save")}  # weights, trainer state
@@ -39,7 +40,7 @@ WRITERS = {"save_model": (ckpt, "save_model"), "torch.save": (ckpt.torch, "save"
 def test_a_failed_write_leaves_the_previous_checkpoint_intact(failing, tmp_path, monkeypatch):
     model = tiny_model()
     previous = save(tmp_path, 1, model)
-    before = {path.name: path.read_bytes() for path in previous.iterdir()}
+    before = {path.name: path.read_bytes() for path in previous.path.iterdir()}
 
     def full_disk(obj, path, *args, **kwargs):
         with open(path, "wb") as file:
@@ -53,10 +54,10 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(failing, tmp_path,
         save(tmp_path, 2, model)
     monkeypatch.undo()
 
-    assert [path.name for path in (tmp_path / ckpt.CHECKPOINTS).iterdir()] == ["step_00000001"]  # no temp dir
-    assert {path.name: path.read_bytes() for path in previous.iterdir()} == before
+    assert [path.name for path in RunDir(tmp_path).checkpoints_dir.iterdir()] == ["step_00000001"]  # no temp dir
+    assert {path.name: path.read_bytes() for path in previous.path.iterdir()} == before
     fresh = tiny_model(seed=1)
-    ckpt.load_weights(ckpt.latest_checkpoint(tmp_path), fresh)
+    ckpt.load_weights(RunDir(tmp_path).latest_checkpoint(), fresh)
     assert torch.equal(fresh.lm_head.weight, tiny_model().lm_head.weight)
     assert ckpt.load_trainer_state(previous)["step"] == 1
 
@@ -73,7 +74,7 @@ def test_weights_of_another_architecture_are_refused_naming_the_tensors(tmp_path
 
 def test_the_trainer_state_of_a_real_run_loads_with_weights_only(tmp_path):
     train(run_config(tmp_path, train__steps=2), tmp_path / "run")
-    state = torch.load(ckpt.latest_checkpoint(tmp_path / "run") / ckpt.TRAINER_STATE, weights_only=True)
+    state = torch.load(RunDir(tmp_path / "run").latest_checkpoint().trainer_state_path, weights_only=True)
     assert state["step"] == 2 and state["scheduler"]["last_epoch"] == 2
     assert set(state) == {"step", "optimizer", "scheduler", "rng"}
     assert all(param_state["step"] == 2 for param_state in state["optimizer"]["state"].values())

@@ -1,4 +1,7 @@
-"""Opening a run directory: its config, tokenizer and the model from a checkpoint."""
+"""Opening a run directory for eval, generate and interop: its config, tokenizer and the model of a checkpoint.
+
+Nothing here imports the training loop, so reading a run never pulls in what training needs.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,9 @@ from tokenizers import Tokenizer
 
 from dsmoe.data.tokenizer import load_tokenizer
 from dsmoe.model import DeepSeekMoEForCausalLM
-from dsmoe.run_config import RunConfig
-from dsmoe.train import checkpoint as ckpt
-
-TOKENIZER_FILE = "tokenizer.json"
+from dsmoe.runs.checkpoint import load_weights
+from dsmoe.runs.config import RunConfig
+from dsmoe.runs.layout import CheckpointDir, RunDir
 
 
 @dataclass
@@ -26,19 +28,19 @@ class LoadedRun:
 def load_checkpoint_model(run_dir: str | Path, checkpoint: str | Path | None = None
                           ) -> tuple[RunConfig, DeepSeekMoEForCausalLM, Path]:
     """The config and eval-mode model of the latest (or the given) checkpoint of `run_dir`, and that checkpoint."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file():
-        raise ValueError(f"--run {str(run_dir)!r} is not a run directory (no config.toml)")
-    chosen = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
+    run = RunDir(run_dir)
+    if not run.config_path.is_file():
+        raise ValueError(f"--run {str(run.root)!r} is not a run directory (no {run.config_path.name})")
+    chosen = CheckpointDir(checkpoint) if checkpoint else run.latest_checkpoint()
     if chosen is None:
-        raise ValueError(f"run directory {str(run_dir)!r} has no checkpoint yet")
-    config = RunConfig.load(chosen / ckpt.CONFIG)
+        raise ValueError(f"run directory {str(run.root)!r} has no checkpoint yet")
+    config = RunConfig.load(chosen.config_path)
     model = DeepSeekMoEForCausalLM(config.model)
-    ckpt.load_weights(chosen, model)
-    return config, model.eval(), chosen
+    load_weights(chosen, model)
+    return config, model.eval(), chosen.path
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> LoadedRun:
     """The model of the latest (or the given) checkpoint of `run_dir`, in eval mode, with the run's tokenizer."""
     config, model, chosen = load_checkpoint_model(run_dir, checkpoint)
-    return LoadedRun(config, model, load_tokenizer(Path(run_dir) / TOKENIZER_FILE), chosen)
+    return LoadedRun(config, model, load_tokenizer(RunDir(run_dir).tokenizer_path), chosen)

@@ -1,4 +1,5 @@
-"""A run's full configuration: [model], [data] and [train] sections of one TOML file, plus --set overrides."""
+"""A run's full configuration: the [model], [data] and [train] sections of its config.toml (or any TOML file),
+plus --set overrides."""
 
 from __future__ import annotations
 
