@@ -19,12 +19,20 @@ CONFIG = "config.toml"  # in the run and in each checkpoint (the config that che
 CHECKPOINT_PREFIX = "step_"
 
 
+def entry(name: str) -> property:
+    """A read-only attribute: the path of `name` inside the directory (its `path`)."""
+    return property(lambda directory: directory.path / name, doc=f"the path of {name} in this directory")
+
+
 @dataclass
 class CheckpointDir:
     """One checkpoint directory (a str path is accepted): safetensors weights, the trainer state and the config
     it was saved with."""
 
     path: Path
+    weights_path = entry("model.safetensors")
+    trainer_state_path = entry("trainer_state.pt")
+    config_path = entry(CONFIG)
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -32,51 +40,21 @@ class CheckpointDir:
     def __str__(self) -> str:
         return str(self.path)
 
-    @property
-    def weights_path(self) -> Path:
-        return self.path / "model.safetensors"
-
-    @property
-    def trainer_state_path(self) -> Path:
-        return self.path / "trainer_state.pt"
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / CONFIG
-
 
 @dataclass
 class RunDir:
     """A run directory (a str path is accepted); see the module docstring for what it holds."""
 
-    root: Path
+    path: Path
+    config_path = entry(CONFIG)
+    tokenizer_path = entry("tokenizer.json")
+    metrics_path = entry("metrics.jsonl")
+    tensorboard_dir = entry("tensorboard")
+    loss_plot_path = entry("loss.png")
+    checkpoints_dir = entry("checkpoints")
 
     def __post_init__(self):
-        self.root = Path(self.root)
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / CONFIG
-
-    @property
-    def tokenizer_path(self) -> Path:
-        return self.root / "tokenizer.json"
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.root / "tensorboard"
-
-    @property
-    def loss_plot_path(self) -> Path:
-        return self.root / "loss.png"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.root / "checkpoints"
+        self.path = Path(self.path)
 
     def checkpoint(self, step: int) -> CheckpointDir:
         """The checkpoint of `step`, whether written yet or not (zero-padded, so names sort by step)."""

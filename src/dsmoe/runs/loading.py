@@ -30,10 +30,10 @@ def load_checkpoint_model(run_dir: str | Path, checkpoint: str | Path | None = N
     """The config and eval-mode model of the latest (or the given) checkpoint of `run_dir`, and that checkpoint."""
     run = RunDir(run_dir)
     if not run.config_path.is_file():
-        raise ValueError(f"--run {str(run.root)!r} is not a run directory (no {run.config_path.name})")
+        raise ValueError(f"--run {str(run.path)!r} is not a run directory (no {run.config_path.name})")
     chosen = CheckpointDir(checkpoint) if checkpoint else run.latest_checkpoint()
     if chosen is None:
-        raise ValueError(f"run directory {str(run.root)!r} has no checkpoint yet")
+        raise ValueError(f"run directory {str(run.path)!r} has no checkpoint yet")
     config = RunConfig.load(chosen.config_path)
     model = DeepSeekMoEForCausalLM(config.model)
     load_weights(chosen, model)

@@ -114,7 +114,7 @@ class Trainer:
             final = None if interrupted else self.evaluate(max_batches=None)
             if final is not None:
                 self.log(eval_record(self.step, final, final=True))
-            return TrainResult(self.run_dir.root, self.step, stopped, final)
+            return TrainResult(self.run_dir.path, self.step, stopped, final)
         finally:
             for log in self.logs:
                 log.close()

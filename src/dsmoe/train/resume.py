@@ -36,12 +36,12 @@ def resolve_run_config(config: RunConfig | None, run: RunDir, resume: bool) -> R
     has_checkpoint = run.latest_checkpoint() is not None
     if not resume:
         if has_checkpoint:
-            raise ValueError(f"run directory {str(run.root)!r} already has checkpoints; pass --resume to continue it "
+            raise ValueError(f"run directory {str(run.path)!r} already has checkpoints; pass --resume to continue it "
                              "or choose another --out")
-        run.root.mkdir(parents=True, exist_ok=True)
+        run.path.mkdir(parents=True, exist_ok=True)
         return config or RunConfig()
     if not has_checkpoint:
-        raise ValueError(f"--resume: run directory {str(run.root)!r} has no checkpoint to resume from")
+        raise ValueError(f"--resume: run directory {str(run.path)!r} has no checkpoint to resume from")
     saved = RunConfig.load(run.config_path)
     if config is None:
         return saved
