@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dsmoe.kernels.grouped import sort_by_expert
+from dsmoe.kernels import sort_by_expert
 from timing import device_name, median, time_round_robin
 
 
