@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dsmoe.routers import routers_of
 from dsmoe.runs import RunDir
 from dsmoe.runs import checkpoint as ckpt
 from dsmoe.train import loop
@@ -46,9 +47,9 @@ def nan_on_calls(monkeypatch):
                 return result
             for param in model.parameters():
                 param.grad.fill_(math.nan)
-            for module in model.modules():  # a NaN forward routes garbage: all its tokens to expert 0, say
-                if hasattr(module, "load_since_update"):
-                    module.load_since_update[0] += 1e6
+            for router in routers_of(model):  # a NaN forward routes garbage: all its tokens to expert 0, say
+                for statistic in router.pending_statistics():
+                    statistic[0] += 1e6
             return StepResult(math.nan, math.nan, result.aux_losses, result.router_stats)
 
         real = loop.accumulate_gradients

@@ -11,6 +11,7 @@ from_transformers and to_transformers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -25,6 +26,7 @@ from dsmoe.interop.hf_files import MAX_SHARD_BYTES, shard_files, write_shards
 from dsmoe.interop.keys import KeyNames, Piece, hf_pieces
 from dsmoe.interop.loading import StreamingFill, check_names, meta_model
 from dsmoe.model import DeepSeekMoEForCausalLM
+from dsmoe.registry import ROUTERS
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -34,6 +36,8 @@ def layout(model: DeepSeekMoEForCausalLM, names: KeyNames, per_expert: bool) -> 
     """Hugging Face tensor name -> where it lives in `model` (see keys.hf_pieces)."""
     config = model.config
     shapes = {name: tensor.shape for name, tensor in model.state_dict(keep_vars=True).items()}
+    if config.n_routed_experts:  # the router says which of its tensors a checkpoint holds, and their names
+        names = dataclasses.replace(names, router_tensors=tuple(ROUTERS[config.router].HF_TENSOR_NAMES.items()))
     return hf_pieces(shapes, names, config.n_layers, config.n_mtp_modules, config.tie_word_embeddings, per_expert)
 
 

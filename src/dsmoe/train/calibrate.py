@@ -9,7 +9,7 @@ import time
 import torch
 
 from dsmoe.model import DeepSeekMoEForCausalLM
-from dsmoe.routers import install_bias_update
+from dsmoe.routers import install_router_updates
 from dsmoe.runs import RunConfig
 from dsmoe.runtime import retain_freed_memory
 from dsmoe.train.optim import build_optimizer
@@ -23,7 +23,7 @@ def seconds_per_step(config: RunConfig, timed_steps: int = 3) -> float:
     rng_state = torch.get_rng_state()  # the real run's weights and data order must not depend on this probe
     model = DeepSeekMoEForCausalLM(config.model).train()
     optimizer = build_optimizer(model, config.train)
-    install_bias_update(optimizer, model)
+    install_router_updates(optimizer, model)
     shape = (config.train.batch_size * config.train.grad_accum, config.data.seq_len)
     tokens = torch.randint(0, config.model.vocab_size, shape)
     times = []

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from dsmoe.data import TrainBatches, prepare_data, token_byte_lengths
 from dsmoe.eval import EvalResult, evaluate_domains
 from dsmoe.model import DeepSeekMoEForCausalLM, apply_activation_checkpointing
-from dsmoe.routers import install_bias_update
+from dsmoe.routers import discard_router_updates, install_router_updates
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs import checkpoint as ckpt
 from dsmoe.runtime import retain_freed_memory
@@ -72,7 +72,7 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
     apply_activation_checkpointing(model, config.train.activation_checkpointing)
     optimizer = build_optimizer(model, config.train)
     scheduler = build_scheduler(optimizer, config.train)
-    install_bias_update(optimizer, model)
+    install_router_updates(optimizer, model)
     start_step = restore(run_dir, model, optimizer, scheduler) if resume else 0
     run_dir.config_path.write_text(config.to_toml())
     trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step)
@@ -163,9 +163,7 @@ class Trainer:
     def skip_step(self, loss: float, grad_norm: float) -> None:
         """Drop this step's gradients; stop after max_nonfinite in a row (the last checkpoint stays intact)."""
         self.optimizer.zero_grad(set_to_none=True)
-        for module in self.model.modules():
-            if hasattr(module, "load_since_update"):
-                module.load_since_update.zero_()
+        discard_router_updates(self.model)
         self.nonfinite_streak += 1
         warnings.warn(f"step {self.step}: non-finite loss {loss} / grad norm {grad_norm}; step skipped "
                       f"({self.nonfinite_streak}/{self.cfg.max_nonfinite} in a row)", stacklevel=2)
