@@ -4,9 +4,9 @@ and where the run's checkpoint, metrics and loss-curve plot are."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -17,10 +17,10 @@ from dsmoe.inference.stream import stream_completion
 from dsmoe.model import count_params
 from dsmoe.runs import RunConfig, RunDir, load_run
 from dsmoe.train.calibrate import fit_steps_to_budget
-from dsmoe.train.loop import train
+from dsmoe.train.loop import TrainResult, train
 from dsmoe.train.metrics import load_summary, read_metrics
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
+DEMO_CONFIG = Path(__file__).parent / "configs" / "tiny.toml"  # package data, so an installed wheel runs it
 
 
 def expert_load_table(metrics_path: Path, last_steps: int = 50) -> str:
@@ -36,34 +36,28 @@ def expert_load_table(metrics_path: Path, last_steps: int = 50) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=5.0, help="training time budget")
-    parser.add_argument("--out", default=f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    args = parser.parse_args(argv)
-    config = RunConfig.load(DEMO_CONFIG, [f"train.time_budget_min={args.minutes}", *args.overrides])
-    config = fit_steps_to_budget(config, args.minutes)  # so the learning-rate schedule ends with the budget
+def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainResult:
+    """Train the demo for up to `minutes` into `out` (default runs/demo-<date>-<time>) with `overrides` of its
+    config applied, printing the report to stdout; returns where training stopped."""
+    out = Path(out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    config = RunConfig.load(DEMO_CONFIG, [f"train.time_budget_min={minutes}", *overrides])
+    config = fit_steps_to_budget(config, minutes)  # so the warm-up and the schedule's steps match this machine
     params = count_params(config.model)
     print(f"training the tiny DeepSeekMoE ({params.total / 1e6:.1f}M params, {params.activated / 1e6:.1f}M "
-          f"activated per token) on Tiny Shakespeare for up to {args.minutes:g} minutes -> {args.out}")
+          f"activated per token) on Tiny Shakespeare for up to {minutes:g} minutes -> {out}")
     print(f"measured on this machine: {config.train.steps} steps of {config.train.batch_size} x {config.data.seq_len} "
           f"tokens fit in that time")
-    result = train(config, Path(args.out))
+    result = train(config, out)
     print(f"\nstopped at step {result.step} ({result.stopped_early or 'all steps done'})")
     print(f"validation: {result.final_eval.summary()}")
-    run = RunDir(args.out)
+    run = RunDir(out)
     print("\nexpert load per MoE layer (100 = the mean; a balanced layer is flat):")
     print(expert_load_table(run.metrics_path))
     print("\nsample (temperature 0.8, top-k 50):\n")
-    loaded = load_run(args.out)
+    loaded = load_run(out)
     sys.stdout.write("ROMEO:")
     stream_completion(loaded.model, loaded.tokenizer, "ROMEO:", SamplingConfig(max_new_tokens=120), sys.stdout)
     plot = plot_loss_curve(run.metrics_path, run.loss_plot_path)
-    print(f"\n\nrun directory {args.out}: {run.checkpoints_dir.name}/, {run.metrics_path.name}, {run.config_path.name}, "
+    print(f"\n\nrun directory {out}: {run.checkpoints_dir.name}/, {run.metrics_path.name}, {run.config_path.name}, "
           f"{run.tokenizer_path.name}, {plot.name}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return result

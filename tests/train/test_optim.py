@@ -18,6 +18,10 @@ def test_warmup_rises_linearly_to_the_peak(schedule):
     assert multipliers(steps=100, warmup_steps=4, schedule=schedule)[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
 
 
+def test_a_fractional_position_past_the_last_warmup_step_stays_at_the_peak():  # a time budget drives the position
+    assert lr_multiplier(3.5, TrainConfig(steps=100, warmup_steps=4)) == 1.0
+
+
 def test_cosine_decays_monotonically_to_min_lr_ratio_when_training_ends():
     values = multipliers(steps=101, warmup_steps=1, schedule="cosine", min_lr_ratio=0.1)
     assert values[1] == pytest.approx(1.0)

@@ -109,7 +109,7 @@ def close_calls(monkeypatch):
 
 
 def stop_requested_at_step_2(monkeypatch):
-    monkeypatch.setattr(loop.Trainer, "over_time_budget", lambda self, started: "SIGINT" if self.step >= 2 else None)
+    monkeypatch.setattr(loop.Trainer, "over_time_budget", lambda self: "SIGINT" if self.step >= 2 else None)
 
 
 def nan_loss_at_step_3(monkeypatch):

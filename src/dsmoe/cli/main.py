@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dsmoe.cli import convert_cmd, eval_cmd, generate_cmd, params_cmd, train_cmd
+from dsmoe.cli import convert_cmd, demo_cmd, eval_cmd, generate_cmd, params_cmd, train_cmd
 from dsmoe.train.tensorboard import MissingDependencyError
 
-COMMANDS = {"train": train_cmd, "eval": eval_cmd, "generate": generate_cmd, "params": params_cmd,
+COMMANDS = {"demo": demo_cmd, "train": train_cmd, "eval": eval_cmd, "generate": generate_cmd, "params": params_cmd,
             "convert": convert_cmd}
 
 
@@ -28,7 +28,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, MissingDependencyError) as error:  # bad input or setup: no traceback
         print(f"dsmoe {args.command}: error: {error}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

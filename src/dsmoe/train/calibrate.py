@@ -1,5 +1,6 @@
-"""How many optimizer steps fit in a time budget on this machine, measured, so a time-limited run can
-size its learning-rate schedule to finish (a cosine cut short never anneals)."""
+"""How many optimizer steps fit in a time budget on this machine, measured, so a time-limited run's schedule
+is sized in steps it will take (its warm-up too); should the run go slower than measured, the schedule
+follows the clock instead (dsmoe.train.progress) and still anneals."""
 
 from __future__ import annotations
 

@@ -33,7 +33,9 @@ class TrainConfig:
     save_every: steps between checkpoints (0: only at the end). Default 200.
     keep_last: checkpoints kept on disk. Default 3.
     max_nonfinite: consecutive non-finite losses tolerated before the run stops. Default 5.
-    time_budget_min: stop (with a checkpoint) after this many minutes of training; None: no limit.
+    time_budget_min: stop (with a checkpoint) after this many minutes of training, over all sessions of a
+        resumed run; the schedule then runs at the larger of the steps' and the time's share, so a run
+        stopped by the clock still ends annealed (see dsmoe.train.progress). None: no limit.
     tensorboard: also write TensorBoard event files (needs the tensorboard package). Default False.
     retain_freed_memory: keep freed CPU memory for reuse instead of returning it to the OS, so large
         activations are not page-faulted in again at every step (see dsmoe.runtime). Default True.

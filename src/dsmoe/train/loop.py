@@ -21,6 +21,7 @@ from dsmoe.runs import checkpoint as ckpt
 from dsmoe.runtime import retain_freed_memory
 from dsmoe.train.metrics import MetricsLog, eval_record, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler
+from dsmoe.train.progress import TrainingProgress
 from dsmoe.train.resume import resolve_run_config
 from dsmoe.train.step import StepResult, accumulate_gradients
 from dsmoe.train.tensorboard import TensorBoardLog, summary_writer_class
@@ -71,30 +72,33 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
     model = DeepSeekMoEForCausalLM(config.model)
     apply_activation_checkpointing(model, config.train.activation_checkpointing)
     optimizer = build_optimizer(model, config.train)
-    scheduler = build_scheduler(optimizer, config.train)
+    progress = TrainingProgress(config.train)
+    scheduler = build_scheduler(optimizer, config.train, progress.position)
     install_router_updates(optimizer, model)
-    start_step = restore(run_dir, model, optimizer, scheduler) if resume else 0
+    start_step = restore(run_dir, model, optimizer, scheduler, progress) if resume else 0
     run_dir.config_path.write_text(config.to_toml())
-    trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step)
+    trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step, progress)
     return trainer.run()
 
 
-def restore(run_dir: RunDir, model, optimizer, scheduler) -> int:
-    """Load the latest checkpoint's weights, optimizer, schedule and RNG; return its step."""
+def restore(run_dir: RunDir, model, optimizer, scheduler, progress: TrainingProgress) -> int:
+    """Load the latest checkpoint's weights, optimizer, schedule, training time and RNG; return its step."""
     latest = run_dir.latest_checkpoint()
     ckpt.load_weights(latest, model)
     state = ckpt.load_trainer_state(latest)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    progress.load_state_dict(state.get("progress", {"elapsed_s": 0.0}))  # older checkpoints did not keep it
     torch.set_rng_state(state["rng"])
     return state["step"]
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: RunDir, model, optimizer, scheduler, data, start_step: int):
+    def __init__(self, config: RunConfig, run_dir: RunDir, model, optimizer, scheduler, data, start_step: int,
+                 progress: TrainingProgress):
         self.config, self.cfg, self.run_dir = config, config.train, run_dir
         self.model, self.optimizer, self.scheduler, self.data = model, optimizer, scheduler, data
-        self.step = start_step
+        self.step, self.progress = start_step, progress
         self.forward_model = torch.compile(model) if self.cfg.compile else model
         self.batches = TrainBatches(data.train.tokens, config.data.seq_len, self.cfg.batch_size * self.cfg.grad_accum,
                                     self.cfg.seed)
@@ -121,12 +125,13 @@ class Trainer:
 
     def train_steps(self) -> str | None:
         """Optimizer steps until train.steps, a signal or the time budget; returns why it stopped early."""
-        stopped, started = None, time.perf_counter()
+        self.progress.start()
+        stopped = self.over_time_budget()  # a resumed run may have spent its budget already
         with tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True) as bar, \
                 StopRequest() as stop:
             while self.step < self.cfg.steps and stopped is None:
                 self.train_one_step(bar)
-                stopped = stop.reason or self.over_time_budget(started)
+                stopped = stop.reason or self.over_time_budget()
         return stopped
 
     def log(self, record: dict) -> None:
@@ -134,9 +139,8 @@ class Trainer:
         for log in self.logs:
             log.write(record)
 
-    def over_time_budget(self, started: float) -> str | None:
-        budget = self.cfg.time_budget_min
-        return "time_budget" if budget is not None and time.perf_counter() - started > 60 * budget else None
+    def over_time_budget(self) -> str | None:
+        return "time_budget" if self.progress.out_of_time() else None
 
     def train_one_step(self, bar: tqdm) -> None:
         started = time.perf_counter()
@@ -190,5 +194,6 @@ class Trainer:
 
     def save(self) -> None:
         state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "rng": torch.get_rng_state()}
+                 "scheduler": self.scheduler.state_dict(), "progress": self.progress.state_dict(),
+                 "rng": torch.get_rng_state()}
         ckpt.save_checkpoint(self.run_dir, self.step, self.model, state, self.config.to_toml(), self.cfg.keep_last)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -31,10 +32,11 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
                              eps=cfg.eps, foreach=True)
 
 
-def lr_multiplier(step: int, cfg: TrainConfig) -> float:
-    """Learning rate at optimizer step `step` (0-based) as a fraction of cfg.lr."""
+def lr_multiplier(step: float, cfg: TrainConfig) -> float:
+    """Learning rate at schedule position `step` (optimizer steps, 0-based; fractional when a time budget drives
+    the schedule, see dsmoe.train.progress) as a fraction of cfg.lr."""
     if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
+        return min(1.0, (step + 1) / cfg.warmup_steps)  # a fractional position may pass warmup_steps - 1
     if cfg.schedule == "constant":
         return 1.0
     if cfg.schedule == "step":  # DeepSeekMoE Sec. 4.1.2: x0.316 at 80% and at 90% of training
@@ -43,5 +45,7 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_multiplier(step, cfg))
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                    position: Callable[[int], float] = lambda step: step) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule at `position(steps taken)`: the steps themselves, or TrainingProgress.position."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_multiplier(position(step), cfg))

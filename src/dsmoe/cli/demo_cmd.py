@@ -1,0 +1,21 @@
+"""The quickstart's demo: train the tiny DeepSeekMoE on Tiny Shakespeare for a few minutes.
+Then show validation loss and bits per byte, the per-layer expert load, a generated sample and the run
+directory (in Python: dsmoe.demo.run_demo)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dsmoe.demo import run_demo
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=5.0, help="training time budget (default: 5)")
+    parser.add_argument("--out", help="run directory (default: runs/demo-<date>-<time>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one field of the demo's config, dsmoe/configs/tiny.toml")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(args.minutes, args.out, args.overrides)
+    return 0
