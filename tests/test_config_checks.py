@@ -5,12 +5,11 @@ import re
 import pytest
 
 from dsmoe import ROUTERS, ModelConfig
-from dsmoe.config_checks import BOOLS, NON_NEGATIVE_FLOATS, NON_NEGATIVE_INTS, POSITIVE_FLOATS, POSITIVE_INTS
 
 INVALID = {
     "top_k_exceeds_experts": (dict(n_routed_experts=8, n_activated_experts=9),
                               "n_activated_experts=9 exceeds n_routed_experts=8"),
-    "top_k_zero": (dict(n_activated_experts=0), "n_activated_experts=0 must be >= 1"),
+    "top_k_zero": (dict(n_activated_experts=0), "n_activated_experts=0 must be an integer >= 1"),
     "hidden_not_divisible_by_heads": (dict(hidden_size=250, n_heads=4),
                                       "hidden_size=250 is not divisible by n_heads=4"),
     "kv_heads_not_dividing_heads": (dict(n_heads=4, n_kv_heads=3), "n_kv_heads=3 does not divide n_heads=4"),
@@ -22,8 +21,8 @@ INVALID = {
                                         "n_activated_experts=5 exceeds the 4 experts"),
     "sigmoid_groups_of_one": (dict(router="sigmoid_topk", n_routed_experts=4, n_group=4, topk_group=4),
                               "n_group=4 leaves < 2 experts per group"),
-    "capacity_factor_zero": (dict(capacity_factor=0.0), "capacity_factor=0.0 must be > 0"),
-    "capacity_factor_negative": (dict(capacity_factor=-1.5), "capacity_factor=-1.5 must be > 0"),
+    "capacity_factor_zero": (dict(capacity_factor=0.0), "capacity_factor=0.0 must be a number > 0"),
+    "capacity_factor_negative": (dict(capacity_factor=-1.5), "capacity_factor=-1.5 must be a number > 0"),
     "moe_layer_index_too_large": (dict(n_layers=4, moe_layer_indices=[0, 4]),
                                   "moe_layer_indices=[0, 4] has out-of-range entries [4]"),
     "moe_layer_index_negative": (dict(n_layers=4, moe_layer_indices=[-1, 2]),
@@ -52,35 +51,18 @@ def test_invalid_value_raises_naming_field_and_value(changes, message):
         ModelConfig(**changes)
 
 
-@pytest.mark.parametrize("name", POSITIVE_INTS)
-@pytest.mark.parametrize("value", [0, -2])
-def test_non_positive_size_raises(name, value):
-    with pytest.raises(ValueError, match=re.escape(f"{name}={value} must be > 0")):
-        ModelConfig(**{name: value})
-
-
-@pytest.mark.parametrize("name", NON_NEGATIVE_INTS)
-def test_negative_count_raises(name):
-    with pytest.raises(ValueError, match=re.escape(f"{name}=-1 must be >= 0")):
-        ModelConfig(**{name: -1})
-
-
-@pytest.mark.parametrize("name", NON_NEGATIVE_FLOATS)
-def test_negative_loss_coefficient_raises(name):
-    with pytest.raises(ValueError, match=re.escape(f"{name}=-0.1 must be >= 0")):
-        ModelConfig(**{name: -0.1})
-
-
-@pytest.mark.parametrize("name", POSITIVE_FLOATS)
-def test_zero_positive_float_raises(name):
-    with pytest.raises(ValueError, match=re.escape(f"{name}=0.0 must be > 0")):
-        ModelConfig(**{name: 0.0})
-
-
 def test_unknown_router_raises_listing_the_known_routers():
-    with pytest.raises(ValueError, match=re.escape("router='topk' is not a known router")) as info:
+    with pytest.raises(ValueError, match=re.escape("router='topk' must be one of")) as info:
         ModelConfig(router="topk")
     assert all(name in str(info.value) for name in ROUTERS)
+
+
+def test_a_router_registered_later_is_a_valid_choice():
+    ROUTERS.register("custom", "dsmoe.routers.hash_router:HashRouter")
+    try:
+        assert ModelConfig(router="custom").router == "custom"
+    finally:
+        ROUTERS.unregister("custom")
 
 
 @pytest.mark.parametrize("router, top_k", [("noisy_topk", 2), ("switch", 1), ("gshard", 2), ("hash", 2),
@@ -98,31 +80,6 @@ def test_expert_groups_are_accepted_with_softmax_and_sigmoid_routers(router):
 
 def test_explicit_head_dim_allows_hidden_size_not_divisible_by_heads():
     assert ModelConfig(hidden_size=250, n_heads=4, head_dim=64).head_dim == 64
-
-
-@pytest.mark.parametrize("name", POSITIVE_INTS + NON_NEGATIVE_INTS)
-def test_string_for_an_int_field_raises_value_error(name):
-    with pytest.raises(ValueError, match=re.escape(f"{name}='2' must be an integer")):
-        ModelConfig(**{name: "2"})
-
-
-@pytest.mark.parametrize("name, value", [("n_layers", 4.0), ("vocab_size", True), ("n_routed_experts", 8.0)])
-def test_float_or_bool_for_an_int_field_raises(name, value):
-    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r} must be an integer")):
-        ModelConfig(**{name: value})
-
-
-@pytest.mark.parametrize("name", POSITIVE_FLOATS + NON_NEGATIVE_FLOATS)
-def test_string_for_a_float_field_raises(name):
-    with pytest.raises(ValueError, match=re.escape(f"{name}='1.0' must be a number")):
-        ModelConfig(**{name: "1.0"})
-
-
-@pytest.mark.parametrize("name", BOOLS)
-@pytest.mark.parametrize("value", [1.0, 1, "true"])
-def test_non_bool_for_a_bool_field_raises(name, value):
-    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r} must be true or false")):
-        ModelConfig(**{name: value})
 
 
 def test_non_integer_moe_layer_index_raises_value_error():

@@ -1,6 +1,6 @@
-"""The config is the ground floor: it, its validation and the registry of names import nothing above them, at
-module level or inside functions (only under TYPE_CHECKING, for annotations); the registry resolves its names
-lazily to the classes that implement them."""
+"""The config is the ground floor: it, its validation, the field rules every config section is checked by and the
+registry of names import nothing above them, at module level or inside functions (only under TYPE_CHECKING, for
+annotations); the registry resolves its names lazily to the classes that implement them."""
 
 import ast
 from pathlib import Path
@@ -12,7 +12,8 @@ from dsmoe.registry import ROUTERS, Registry
 from dsmoe.routers import Router
 
 SRC = Path(dsmoe.__file__).parent
-GROUND_FLOOR = {"dsmoe.config": "config.py", "dsmoe.config_checks": "config_checks.py", "dsmoe.registry": "registry.py"}
+GROUND_FLOOR = {"dsmoe.config": "config.py", "dsmoe.config_checks": "config_checks.py", "dsmoe.registry": "registry.py",
+                "dsmoe.field_rules": "field_rules.py"}
 
 
 def is_type_checking_block(node: ast.AST) -> bool:

@@ -5,66 +5,48 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from dsmoe.field_rules import (COUNT, FLAG, NON_NEGATIVE, POSITIVE, POSITIVE_INT, FieldError, Rule, check_fields,
+                               choice, optional)
 from dsmoe.registry import ROUTERS
 
 if TYPE_CHECKING:  # the config imports this module: the ground floor imports nothing above it
     from dsmoe.config import ModelConfig
 
-DISPATCH_CHOICES = ("auto", "grouped_mm", "loop")
-ATTENTION_CHOICES = ("mha", "mla")
-QK_NORM_CHOICES = ("none", "head", "full")
-ROPE_SCALING_CHOICES = ("none", "yarn")
 YARN_FIELDS = ("rope_scaling_factor", "rope_original_max_position_embeddings", "rope_beta_fast", "rope_beta_slow",
                "rope_mscale", "rope_mscale_all_dim")  # used only when rope_scaling_type="yarn"
 
-OPTIONAL_INTS = ("n_kv_heads", "head_dim",  # None: derived from n_heads and hidden_size
-                 "q_lora_rank", "shared_expert_intermediate_size", "rope_original_max_position_embeddings")
-POSITIVE_INTS = ("vocab_size", "hidden_size", "n_layers", "n_heads", "n_kv_heads", "head_dim", "max_seq_len", "intermediate_size", "moe_intermediate_size", "moe_layer_freq",
-                 "n_group", "topk_group", "n_devices", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
-                 "qk_rope_head_dim", "v_head_dim", "shared_expert_intermediate_size",
-                 "rope_original_max_position_embeddings")
-NON_NEGATIVE_INTS = ("n_routed_experts", "n_shared_experts", "first_k_dense_replace", "n_mtp_modules")
-POSITIVE_FLOATS = ("rope_theta", "norm_eps", "capacity_factor", "init_std", "routed_scaling_factor",
-                   "rope_scaling_factor", "rope_beta_fast", "rope_beta_slow")
-NON_NEGATIVE_FLOATS = ("aux_loss_alpha", "device_balance_alpha", "z_loss_coef", "bias_update_speed",
-                       "rope_mscale", "rope_mscale_all_dim", "mtp_loss_weight")
-BOOLS = ("norm_topk_prob", "seq_aux", "tie_word_embeddings", "attention_bias", "o_proj_bias", "mla_absorb",
-         "rope_interleave", "shared_expert_gate")
+FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-field rules follow
+    # sizes
+    vocab_size=POSITIVE_INT, hidden_size=POSITIVE_INT, n_layers=POSITIVE_INT, n_heads=POSITIVE_INT,
+    n_kv_heads=optional(POSITIVE_INT), head_dim=optional(POSITIVE_INT),  # None: derived
+    max_seq_len=POSITIVE_INT, rope_theta=POSITIVE, norm_eps=POSITIVE,
+    # attention
+    attention=choice(("mha", "mla")), attention_bias=FLAG, o_proj_bias=FLAG,
+    qk_norm=choice(("none", "head", "full")), q_lora_rank=optional(POSITIVE_INT),
+    kv_lora_rank=POSITIVE_INT, qk_nope_head_dim=POSITIVE_INT, qk_rope_head_dim=POSITIVE_INT,
+    v_head_dim=POSITIVE_INT, mla_absorb=FLAG,
+    # rotary position embedding
+    rope_interleave=FLAG, rope_scaling_type=choice(("none", "yarn")), rope_scaling_factor=POSITIVE,
+    rope_original_max_position_embeddings=optional(POSITIVE_INT), rope_beta_fast=POSITIVE,
+    rope_beta_slow=POSITIVE, rope_mscale=NON_NEGATIVE, rope_mscale_all_dim=NON_NEGATIVE,
+    # feed-forward layers
+    intermediate_size=POSITIVE_INT, moe_intermediate_size=POSITIVE_INT, n_routed_experts=COUNT,
+    n_shared_experts=COUNT, shared_expert_intermediate_size=optional(POSITIVE_INT), shared_expert_gate=FLAG,
+    n_activated_experts=POSITIVE_INT, first_k_dense_replace=COUNT, moe_layer_freq=POSITIVE_INT,
+    moe_layer_indices=optional(Rule("integers")),
+    # routing
+    router=choice(ROUTERS), norm_topk_prob=FLAG, routed_scaling_factor=POSITIVE, n_group=POSITIVE_INT,
+    topk_group=POSITIVE_INT, capacity_factor=POSITIVE, dispatch=choice(("auto", "grouped_mm", "loop")),
+    # balance losses
+    aux_loss_alpha=NON_NEGATIVE, device_balance_alpha=NON_NEGATIVE, n_devices=POSITIVE_INT,
+    seq_aux=FLAG, z_loss_coef=NON_NEGATIVE, bias_update_speed=NON_NEGATIVE,
+    # multi-token prediction, embeddings and initialisation
+    n_mtp_modules=COUNT, mtp_loss_weight=NON_NEGATIVE, tie_word_embeddings=FLAG, init_std=POSITIVE,
+)
 
 
 def _fail(name: str, value, rule: str) -> None:
-    raise ValueError(f"{name}={value!r} {rule}")
-
-
-def _check_types(cfg: "ModelConfig") -> None:
-    for name in POSITIVE_INTS + NON_NEGATIVE_INTS:
-        value = getattr(cfg, name)
-        if value is None and name in OPTIONAL_INTS:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            _fail(name, value, "must be an integer")
-        if name in POSITIVE_INTS and value <= 0:
-            _fail(name, value, "must be > 0")
-        if value < 0:
-            _fail(name, value, "must be >= 0")
-    for name in POSITIVE_FLOATS + NON_NEGATIVE_FLOATS:
-        value = getattr(cfg, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            _fail(name, value, "must be a number")
-        if name in POSITIVE_FLOATS and not value > 0:
-            _fail(name, value, "must be > 0")
-        if not value >= 0:
-            _fail(name, value, "must be >= 0")
-    for name in BOOLS:
-        if not isinstance(getattr(cfg, name), bool):
-            _fail(name, getattr(cfg, name), "must be true or false")
-
-
-def _check_choices(cfg: "ModelConfig") -> None:
-    for name, choices in (("attention", ATTENTION_CHOICES), ("qk_norm", QK_NORM_CHOICES),
-                          ("rope_scaling_type", ROPE_SCALING_CHOICES), ("dispatch", DISPATCH_CHOICES)):
-        if getattr(cfg, name) not in choices:
-            _fail(name, getattr(cfg, name), f"must be one of {', '.join(choices)}")
+    raise FieldError(name, value, rule)
 
 
 def _check_attention(cfg: "ModelConfig") -> None:
@@ -109,8 +91,6 @@ def _check_rope(cfg: "ModelConfig") -> None:
 
 
 def _check_experts(cfg: "ModelConfig") -> None:
-    if cfg.router not in ROUTERS:
-        _fail("router", cfg.router, f"is not a known router; choose one of: {', '.join(sorted(ROUTERS))}")
     if cfg.shared_expert_intermediate_size is not None and cfg.n_shared_experts == 0:
         _fail("shared_expert_intermediate_size", cfg.shared_expert_intermediate_size, "needs n_shared_experts >= 1")
     if cfg.shared_expert_gate and cfg.n_shared_experts == 0:
@@ -119,8 +99,6 @@ def _check_experts(cfg: "ModelConfig") -> None:
         if cfg.moe_layer_indices:
             _fail("moe_layer_indices", cfg.moe_layer_indices, "needs n_routed_experts > 0")
         return
-    if cfg.n_activated_experts < 1:
-        _fail("n_activated_experts", cfg.n_activated_experts, "must be >= 1")
     if cfg.n_activated_experts > cfg.n_routed_experts:
         _fail("n_activated_experts", cfg.n_activated_experts, f"exceeds n_routed_experts={cfg.n_routed_experts} (must be <= it)")
     if cfg.router == "switch" and cfg.n_activated_experts != 1:
@@ -153,8 +131,6 @@ def _check_layers(cfg: "ModelConfig") -> None:
     indices = cfg.moe_layer_indices
     if indices is None:
         return
-    if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
-        _fail("moe_layer_indices", indices, "must be a list of integers")
     bad = [i for i in indices if not 0 <= i < cfg.n_layers]
     if bad:
         _fail("moe_layer_indices", indices, f"has out-of-range entries {bad} (allowed: 0..{cfg.n_layers - 1})")
@@ -164,8 +140,7 @@ def _check_layers(cfg: "ModelConfig") -> None:
 
 def validate(cfg: "ModelConfig") -> None:
     """Raise ValueError on the first bad value or combination."""
-    _check_types(cfg)
-    _check_choices(cfg)
+    check_fields(cfg, FIELD_RULES)
     _check_attention(cfg)
     _check_rope(cfg)
     _check_experts(cfg)

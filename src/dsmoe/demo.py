@@ -40,7 +40,7 @@ def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Seq
     """Train the demo for up to `minutes` into `out` (default runs/demo-<date>-<time>) with `overrides` of its
     config applied, printing the report to stdout; returns where training stopped."""
     out = Path(out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    config = RunConfig.load(DEMO_CONFIG, [f"train.time_budget_min={minutes}", *overrides])
+    config = RunConfig.load(DEMO_CONFIG, [("train.time_budget_min", minutes), *overrides])
     config = fit_steps_to_budget(config, minutes)  # so the warm-up and the schedule's steps match this machine
     params = count_params(config.model)
     print(f"training the tiny DeepSeekMoE ({params.total / 1e6:.1f}M params, {params.activated / 1e6:.1f}M "

@@ -10,6 +10,7 @@ total expert width (8192), like the paper's 2B comparison (Table 1), at a size t
 from __future__ import annotations
 
 from dsmoe.config import ModelConfig
+from dsmoe.field_rules import FieldError
 
 _SMALL = dict(vocab_size=2048, hidden_size=192, n_layers=4, n_heads=6, max_seq_len=256, intermediate_size=1024)
 
@@ -46,6 +47,6 @@ def names() -> list[str]:
 
 def get(name: str, **overrides) -> ModelConfig:
     """The preset's validated config, with optional field overrides."""
-    if name not in _PRESETS:
-        raise ValueError(f"preset={name!r} is unknown; choose one of: {', '.join(_PRESETS)}")
+    if not isinstance(name, str) or name not in _PRESETS:
+        raise FieldError("preset", name, f"is unknown; choose one of: {', '.join(_PRESETS)}")
     return ModelConfig.from_dict({**_PRESETS[name], **overrides})

@@ -45,9 +45,27 @@ def test_bad_corpus_is_named(make_data, message, tmp_path, capsys):
     ("train.steps=0", "train.steps=0 must be an integer >= 1"),
     ("train.dtype=fp16", "train.dtype='fp16' must be one of"),
     ("data.vocab_size=600", "vocab_size=600 exceeds the model's vocab_size=512"),
+    ("train.compile=no", "train.compile='no' must be true or false"),
+    ("train.steps=true", "train.steps=True must be an integer >= 1"),
+    ("data.val_fraction=nan", "data.val_fraction=nan must be a number in (0, 1)"),
+    ("model.n_routed_experts=-1", "model.n_routed_experts=-1 must be an integer >= 0"),
 ])
 def test_bad_setting_is_named(assignment, message, tmp_path, capsys):
     assert_cli_error(train_args(tmp_path, tmp_path / "run") + ["--set", assignment], message, capsys)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["params", "--preset", "tiny", "--batch", "0"], "--batch=0 must be an integer >= 1"),
+    (["params", "--preset", "tiny", "--seq-len", "-1"], "--seq-len=-1 must be an integer >= 1"),
+    (["demo", "--minutes", "0"], "--minutes=0.0 must be a number > 0"),
+    (["demo", "--minutes", "-2"], "--minutes=-2.0 must be a number > 0"),
+    (["demo", "--minutes", "nan"], "--minutes=nan must be a number > 0"),
+    (["demo", "--minutes", "inf"], "--minutes=inf must be a number > 0"),
+])
+def test_bad_size_names_the_flag(argv, message, tmp_path, capsys):
+    assert_cli_error([*argv, *(["--out", str(tmp_path / "run")] if argv[0] == "demo" else [])], message, capsys)
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_without_checkpoints(tmp_path, capsys):

@@ -11,11 +11,11 @@ def test_defaults_are_valid():
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("val_fraction", 1.5, "val_fraction=1.5 must be in (0, 1)"),
-    ("val_fraction", 0.0, "val_fraction=0.0 must be in (0, 1)"),
-    ("seq_len", 0, "seq_len=0 must be a positive integer"),
-    ("seq_len", "256", "seq_len='256' must be a positive integer"),
-    ("vocab_size", -3, "vocab_size=-3 must be a positive integer"),
+    ("val_fraction", 1.5, "val_fraction=1.5 must be a number in (0, 1)"),
+    ("val_fraction", 0.0, "val_fraction=0.0 must be a number in (0, 1)"),
+    ("seq_len", 0, "seq_len=0 must be an integer >= 1"),
+    ("seq_len", "256", "seq_len='256' must be an integer >= 1"),
+    ("vocab_size", -3, "vocab_size=-3 must be an integer >= 1"),
     ("vocab_size", 100, "vocab_size=100 is below 257"),
     ("path", "", "path='' must be a non-empty string"),
     ("cache_dir", None, "cache_dir=None must be a non-empty string"),

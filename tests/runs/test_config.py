@@ -15,12 +15,34 @@ from dsmoe.runs import RunConfig
     (["train.schedule='x'"], "train.schedule='x' must be one of cosine, step, constant"),
     (["train.steps=0"], "train.steps=0 must be an integer >= 1"),
     (["train.dtype='fp16'"], "train.dtype='fp16' must be one of float32, bfloat16"),
-    (["train.lr=-1"], "train.lr=-1 must be > 0"),
-    (["train.beta2=1.0"], "train.beta2=1.0 must be in [0, 1)"),
+    (["train.lr=-1"], "train.lr=-1 must be a number > 0"),
+    (["train.beta2=1.0"], "train.beta2=1.0 must be a number in [0, 1)"),
+    (["train.compile=False"], "train.compile='False' must be true or false"),
+    (["model.seq_aux=no"], "model.seq_aux='no' must be true or false"),
+    (["train.steps=true"], "train.steps=True must be an integer >= 1"),
+    (["train.eval_batches=0"], "train.eval_batches=0 must be an integer >= 1"),
+    (["data.val_fraction=inf"], "data.val_fraction=inf must be a number in (0, 1)"),
+    (["train.lr=nan"], "train.lr=nan must be a number > 0"),
+    (["model.n_activated_experts=9", "model.n_routed_experts=8"],
+     "model.n_activated_experts=9 exceeds n_routed_experts=8 (must be <= it)"),
+    (["data.vocab_size=100"], "data.vocab_size=100 is below 257"),
+    (["model.preset=nope"], "model.preset='nope' is unknown; choose one of: tiny"),
 ])
 def test_bad_override_names_the_field(overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         RunConfig.load(None, overrides)
+
+
+def test_a_section_that_is_not_a_table_is_named(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('train = "fast"\n')
+    with pytest.raises(ValueError, match=re.escape("[train] must be a table of keys, not 'fast'")):
+        RunConfig.load(path)
+
+
+def test_a_pair_override_keeps_its_value_as_it_is():
+    path = "it's \"a\" \\ corpus=1 ü.txt"
+    assert RunConfig.load(None, [("data.path", path)]).data.path == path
 
 
 def test_unknown_section_in_a_config_file_is_named(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from dsmoe.demo import run_demo
+from dsmoe.field_rules import POSITIVE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,5 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    POSITIVE.check("--minutes", args.minutes)
     run_demo(args.minutes, args.out, args.overrides)
     return 0

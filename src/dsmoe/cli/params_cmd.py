@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dsmoe import presets
+from dsmoe.field_rules import POSITIVE_INT
 from dsmoe.model.estimates import estimate_costs
 from dsmoe.runs import RunConfig
 
@@ -20,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    POSITIVE_INT.check("--batch", args.batch)
+    if args.seq_len is not None:
+        POSITIVE_INT.check("--seq-len", args.seq_len)
     if args.preset:
         config = RunConfig.from_dict({"model": {"preset": args.preset}}, args.overrides).model
     else:

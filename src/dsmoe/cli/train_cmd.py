@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from dsmoe.runs import RunConfig, RunDir
+from dsmoe.runs.config import Override
 from dsmoe.train.loop import train
 
 
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides) + ([f"data.path={args.data!r}"] if args.data else [])
+    overrides = [*args.overrides, *([("data.path", args.data)] if args.data is not None else [])]
     result = train(resolve_cli_config(args.config, overrides, Path(args.out), args.resume), Path(args.out),
                    resume=args.resume)
     print(f"stopped at step {result.step}" + (f" ({result.stopped_early})" if result.stopped_early else ""))
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_cli_config(config_path: str | None, overrides: list[str], out: Path, resume: bool) -> RunConfig:
+def resolve_cli_config(config_path: str | None, overrides: list[Override], out: Path, resume: bool) -> RunConfig:
     """--config plus --set; when resuming without --config, the run's saved config plus --set."""
     saved = RunDir(out).config_path
     if resume and config_path is None and saved.is_file():

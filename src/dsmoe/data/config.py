@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dsmoe.data.tokenizer import check_vocab_size
+from dsmoe.field_rules import POSITIVE_INT, TEXT, Rule, check_fields, optional
+
+FIELD_RULES = dict(path=TEXT, tokenizer=optional(TEXT), vocab_size=optional(POSITIVE_INT), seq_len=POSITIVE_INT,
+                   val_fraction=Rule("number", "(0, 1)"), cache_dir=TEXT)
 
 
 @dataclass
@@ -35,16 +39,6 @@ class DataConfig:
     cache_dir: str = "~/.cache/dsmoe"
 
     def __post_init__(self) -> None:
-        for name in ("path", "cache_dir") + (("tokenizer",) if self.tokenizer is not None else ()):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{name}={value!r} must be a non-empty string")
-        for name in ("seq_len",) + (("vocab_size",) if self.vocab_size is not None else ()):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
+        check_fields(self, FIELD_RULES)
         if self.vocab_size is not None and self.tokenizer is None:
             check_vocab_size(self.vocab_size)
-        fraction = self.val_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise ValueError(f"val_fraction={fraction!r} must be in (0, 1)")

@@ -3,9 +3,11 @@ plus --set overrides."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import tomllib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from dsmoe import presets
 from dsmoe.config import ModelConfig
 from dsmoe.data.config import DataConfig
+from dsmoe.field_rules import FieldError
 from dsmoe.train.config import TrainConfig
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -27,19 +30,46 @@ def _check_keys(section: str, values: dict[str, Any]) -> None:
             raise ValueError(f"unknown key {section}.{key}{hint}")
 
 
-def parse_override(assignment: str) -> tuple[str, str, Any]:
-    """'train.lr=3e-4' -> ('train', 'lr', 0.0003); values parse as TOML, else as plain strings."""
-    target, sep, raw = assignment.partition("=")
+Override = str | tuple[str, Any]  # "section.key=value" (the value written in TOML), or ("section.key", value)
+
+
+def parse_override(override: Override) -> tuple[str, str, Any]:
+    """'train.lr=3e-4' -> ('train', 'lr', 0.0003): a string's value parses as TOML, else as a plain string; a
+    pair's value is taken as it is (so a path given by --data stays that path, whatever characters it holds)."""
+    if isinstance(override, str):
+        target, sep, raw = override.partition("=")
+        value = _toml_value(raw)
+    else:
+        target, value = override
+        sep = "="
     section, dot, key = target.strip().partition(".")
     if not sep or not dot:
-        raise ValueError(f"--set {assignment!r} must look like section.key=value (sections: {', '.join(SECTIONS)})")
+        raise ValueError(f"--set {override!r} must look like section.key=value (sections: {', '.join(SECTIONS)})")
     if section not in SECTIONS:
-        raise ValueError(f"--set {assignment!r}: unknown section {section!r}; choose one of {', '.join(SECTIONS)}")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
+        raise ValueError(f"--set {override!r}: unknown section {section!r}; choose one of {', '.join(SECTIONS)}")
     return section, key, value
+
+
+def _toml_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+@contextlib.contextmanager
+def _naming(section: str) -> Iterator[None]:
+    """Prefix the section to the field a FieldError names: `lr=-1 ...` -> `train.lr=-1 ...`."""
+    try:
+        yield
+    except FieldError as error:
+        raise error.in_section(section) from None
+
+
+def _build(section: str, values: dict[str, Any]) -> Any:
+    _check_keys(section, values)
+    with _naming(section):
+        return SECTIONS[section](**values)
 
 
 @dataclass
@@ -49,24 +79,26 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], overrides: list[str] = ()) -> "RunConfig":
-        """Sections from `values` (model may name a `preset` to start from), then overrides on top."""
-        for section in values:
+    def from_dict(cls, values: dict[str, Any], overrides: Sequence[Override] = ()) -> "RunConfig":
+        """Sections from `values` (model may name a `preset` to start from), then overrides on top; a bad value
+        raises a FieldError naming its section (`train.lr=-1 must be a number > 0`)."""
+        for section, body in values.items():
             if section not in SECTIONS:
                 raise ValueError(f"unknown section [{section}]; choose from {', '.join(SECTIONS)}")
+            if not isinstance(body, dict):
+                raise ValueError(f"[{section}] must be a table of keys, not {body!r}")
         sections = {name: dict(values.get(name, {})) for name in SECTIONS}
-        for assignment in overrides:
-            section, key, value = parse_override(assignment)
+        for override in overrides:
+            section, key, value = parse_override(override)
             sections[section][key] = value
         preset = sections["model"].pop("preset", None)
-        base = presets.get(preset).to_dict() if preset else {}
-        for name, body in sections.items():
-            _check_keys(name, body)
-        return cls(ModelConfig.from_dict({**base, **sections["model"]}), DataConfig(**sections["data"]),
-                   TrainConfig(**sections["train"]))
+        if preset is not None:
+            with _naming("model"):
+                sections["model"] = {**presets.get(preset).to_dict(), **sections["model"]}
+        return cls(**{name: _build(name, body) for name, body in sections.items()})
 
     @classmethod
-    def load(cls, path: str | Path | None, overrides: list[str] = ()) -> "RunConfig":
+    def load(cls, path: str | Path | None, overrides: Sequence[Override] = ()) -> "RunConfig":
         if path is None:
             return cls.from_dict({"model": {"preset": "tiny"}}, overrides)
         path = Path(path)

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dsmoe.field_rules import COUNT, FLAG, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Rule, check_fields, choice, optional
+
 SCHEDULES = ("cosine", "step", "constant")
 DTYPES = ("float32", "bfloat16")
+
+FIELD_RULES = dict(
+    steps=POSITIVE_INT, batch_size=POSITIVE_INT, grad_accum=POSITIVE_INT, lr=POSITIVE,
+    min_lr_ratio=Rule("number", "[0, 1]"), warmup_steps=COUNT, schedule=choice(SCHEDULES),
+    weight_decay=NON_NEGATIVE, beta1=Rule("number", "[0, 1)"), beta2=Rule("number", "[0, 1)"), eps=POSITIVE,
+    grad_clip=NON_NEGATIVE, dtype=choice(DTYPES), compile=FLAG, activation_checkpointing=FLAG, seed=COUNT,
+    eval_every=COUNT, eval_batches=POSITIVE_INT, save_every=COUNT, keep_last=POSITIVE_INT,
+    max_nonfinite=POSITIVE_INT, time_budget_min=optional(POSITIVE), tensorboard=FLAG, retain_freed_memory=FLAG,
+)
 
 
 @dataclass
@@ -67,24 +78,4 @@ class TrainConfig:
     retain_freed_memory: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "keep_last", "max_nonfinite"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"train.{name}={getattr(self, name)!r} must be an integer >= 1")
-        for name in ("warmup_steps", "eval_every", "save_every", "eval_batches", "seed"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"train.{name}={getattr(self, name)!r} must be an integer >= 0")
-        for name in ("lr", "eps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"train.{name}={getattr(self, name)!r} must be > 0")
-        for name in ("weight_decay", "grad_clip", "min_lr_ratio"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"train.{name}={getattr(self, name)!r} must be >= 0")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"train.{name}={getattr(self, name)!r} must be in [0, 1)")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"train.schedule={self.schedule!r} must be one of {', '.join(SCHEDULES)}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"train.dtype={self.dtype!r} must be one of {', '.join(DTYPES)}")
-        if self.time_budget_min is not None and not self.time_budget_min > 0:
-            raise ValueError(f"train.time_budget_min={self.time_budget_min!r} must be > 0 (or unset)")
+        check_fields(self, FIELD_RULES)
