@@ -13,7 +13,7 @@ from dsmoe.routers import Router
 
 SRC = Path(dsmoe.__file__).parent
 GROUND_FLOOR = {"dsmoe.config": "config.py", "dsmoe.config_checks": "config_checks.py", "dsmoe.registry": "registry.py",
-                "dsmoe.field_rules": "field_rules.py"}
+                "dsmoe.field_rules": "field_rules.py", "dsmoe.structured_files": "structured_files.py"}
 
 
 def is_type_checking_block(node: ast.AST) -> bool:

@@ -6,12 +6,12 @@ import dataclasses
 import difflib
 import json
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dsmoe.config_checks import YARN_FIELDS, validate
+from dsmoe.structured_files import read_table
 
 DERIVED_FIELDS = ("n_kv_heads", "head_dim")  # None = derived; kept None by to_dict, replace and save
 
@@ -247,13 +247,7 @@ class ModelConfig:
     @classmethod
     def load(cls, path: str | Path) -> "ModelConfig":
         """Read a .toml (flat, or under a [model] table) or .json file."""
-        path = Path(path)
-        if path.suffix == ".json":
-            values = json.loads(path.read_text())
-        elif path.suffix == ".toml":
-            values = tomllib.loads(path.read_text())
-        else:
-            raise ValueError(f"config path {str(path)!r} must end in .toml or .json")
+        values = read_table(path, "config file")
         return cls.from_dict(values.get("model", values))
 
     def save(self, path: str | Path) -> None:

@@ -49,6 +49,9 @@ def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Seq
           f"tokens fit in that time")
     result = train(config, out)
     print(f"\nstopped at step {result.step} ({result.stopped_early or 'all steps done'})")
+    if result.final_eval is None:  # stopped by a signal: the checkpoint is saved, the rest of the report skipped
+        print(f"run directory {out}: resume it with `dsmoe train --out {out} --resume`")
+        return result
     print(f"validation: {result.final_eval.summary()}")
     run = RunDir(out)
     print("\nexpert load per MoE layer (100 = the mean; a balanced layer is flat):")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from dsmoe.cli.exit_codes import for_stop
 from dsmoe.demo import run_demo
 from dsmoe.field_rules import POSITIVE
 
@@ -19,5 +20,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     POSITIVE.check("--minutes", args.minutes)
-    run_demo(args.minutes, args.out, args.overrides)
-    return 0
+    return for_stop(run_demo(args.minutes, args.out, args.overrides).stopped_early)

@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from dsmoe.cli import convert_cmd, demo_cmd, eval_cmd, generate_cmd, params_cmd, train_cmd
+from dsmoe.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
+from dsmoe.train.loop import NonFiniteLossError
 from dsmoe.train.tensorboard import MissingDependencyError
 
 COMMANDS = {"demo": demo_cmd, "train": train_cmd, "eval": eval_cmd, "generate": generate_cmd, "params": params_cmd,
@@ -21,10 +23,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe(error: OSError) -> str:
+    """An OS error as "FILE: reason" (a full disk, a directory where a file belongs, no permission, ...)."""
+    if error.filename is None:
+        return str(error)
+    return f"{error.filename}: {error.strerror or error}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; every failure the user can act on ends in one line on stderr and a non-zero code."""
     args = build_parser().parse_args(argv)
+    prefix = f"dsmoe {args.command}"
     try:
         return COMMANDS[args.command].run(args) or 0
-    except (ValueError, FileNotFoundError, MissingDependencyError) as error:  # bad input or setup: no traceback
-        print(f"dsmoe {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, MissingDependencyError) as error:  # bad input or setup
+        print(f"{prefix}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # unreadable or missing files, a full disk
+        print(f"{prefix}: error: {describe(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteLossError as error:
+        print(f"{prefix}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop, which saves and stops on its own
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dsmoe.cli.exit_codes import for_stop
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs.config import Override
 from dsmoe.train.loop import train
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if result.final_eval is not None:
         print(f"validation: {result.final_eval.summary()}")
     print(f"run directory: {result.run_dir}")
-    return 0
+    return for_stop(result.stopped_early)
 
 
 def resolve_cli_config(config_path: str | None, overrides: list[Override], out: Path, resume: bool) -> RunConfig:

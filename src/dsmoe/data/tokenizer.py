@@ -64,7 +64,10 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"tokenizer file {str(path)!r} does not exist")
-    return Tokenizer.from_file(str(path))
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # the tokenizers library raises a bare Exception for any unreadable file
+        raise ValueError(f"tokenizer file {str(path)!r} is not a valid tokenizer.json ({error})") from None
 
 
 def save_tokenizer(tokenizer: Tokenizer, path: str | Path) -> None:

@@ -27,6 +27,7 @@ from dsmoe.interop.keys import KeyNames, Piece, hf_pieces
 from dsmoe.interop.loading import StreamingFill, check_names, meta_model
 from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.registry import ROUTERS
+from dsmoe.structured_files import read_table
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -52,7 +53,7 @@ def from_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> Dee
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{str(directory)!r} is not a Hugging Face checkpoint directory (no {CONFIG_FILE})")
-    values = json.loads(config_path.read_text())
+    values = read_table(config_path, "Hugging Face config")
     family = get_family(values.get("model_type"))
     files = shard_files(directory)
     names = []

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from dsmoe.structured_files import read_table
+
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 MAX_SHARD_BYTES = 5 * 2**30  # transformers' default max_shard_size of "5GB"
@@ -50,7 +52,10 @@ def shard_files(directory: Path) -> list[Path]:
     """The safetensors files of a checkpoint directory: those its index names, else every *.safetensors."""
     index = directory / INDEX_FILE
     if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        weight_map = read_table(index, "shard index").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ValueError(f"shard index {str(index)!r} has no \"weight_map\" table of tensor names to files")
+        files = sorted(set(weight_map.values()))
         return [directory / name for name in files]
     files = sorted(directory.glob("*.safetensors"))
     if not files:

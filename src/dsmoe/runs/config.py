@@ -16,6 +16,7 @@ from dsmoe import presets
 from dsmoe.config import ModelConfig
 from dsmoe.data.config import DataConfig
 from dsmoe.field_rules import FieldError
+from dsmoe.structured_files import read_table
 from dsmoe.train.config import TrainConfig
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -101,10 +102,9 @@ class RunConfig:
     def load(cls, path: str | Path | None, overrides: Sequence[Override] = ()) -> "RunConfig":
         if path is None:
             return cls.from_dict({"model": {"preset": "tiny"}}, overrides)
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"config file {str(path)!r} does not exist")
-        return cls.from_dict(tomllib.loads(path.read_text()), overrides)
+        if Path(path).suffix != ".toml":
+            raise ValueError(f"config file {str(path)!r} must be a .toml file with [model], [data] and [train] tables")
+        return cls.from_dict(read_table(path, "config file"), overrides)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Sections without None values; the model's derived fields stay unset (an MLA config must not name
