@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dsmoe.data.tokenizer import END_OF_TEXT
 from dsmoe.inference import SamplingConfig
+from dsmoe.inference.generate import room_for_prompt
 from dsmoe.inference.speculative import check_speculative
 from dsmoe.inference.stream import complete_in_batches, stream_completion, stream_speculative
 from dsmoe.runs import load_run
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_run(args.run)
     sampling = SamplingConfig(args.max_new_tokens, temperature, args.top_k, args.top_p, args.seed,
                               eos_token_id=loaded.tokenizer.token_to_id(END_OF_TEXT))
+    room_for_prompt(sampling, loaded.model.config.max_seq_len)  # before anything is printed
     if args.speculative:
         check_speculative(loaded.model, sampling)  # before anything is printed
         sys.stdout.write(prompts[0])

@@ -59,12 +59,18 @@ def left_pad(prompts: list[list[int]], device: torch.device) -> tuple[torch.Tens
     return input_ids_BL, real_BL
 
 
-def fit_prompts(prompts: list[list[int]], sampling: SamplingConfig, max_seq_len: int) -> list[list[int]]:
-    """Cut each prompt from the left so that prompt + new tokens fit in max_seq_len (an empty one becomes [0])."""
+def room_for_prompt(sampling: SamplingConfig, max_seq_len: int) -> int:
+    """The longest prompt that leaves room for max_new_tokens within max_seq_len; an error if there is none."""
     max_prompt = max_seq_len - sampling.max_new_tokens
     if max_prompt < 1:
         raise ValueError(f"max_new_tokens={sampling.max_new_tokens} leaves no room for a prompt within "
                          f"max_seq_len={max_seq_len}")
+    return max_prompt
+
+
+def fit_prompts(prompts: list[list[int]], sampling: SamplingConfig, max_seq_len: int) -> list[list[int]]:
+    """Cut each prompt from the left so that prompt + new tokens fit in max_seq_len (an empty one becomes [0])."""
+    max_prompt = room_for_prompt(sampling, max_seq_len)
     if not prompts:
         raise ValueError("no prompts to generate from (give at least one)")
     return [prompt[-max_prompt:] or [PAD_TOKEN_ID] for prompt in prompts]
