@@ -2,7 +2,7 @@
 
 import pytest
 
-from dsmoe.atomic import atomic_directory, atomic_file
+from dsmoe.atomic import atomic_directory, atomic_file, remove_temporaries
 
 
 class Interrupted(Exception):
@@ -51,3 +51,12 @@ def test_a_directory_never_goes_over_a_non_empty_one_unless_told_to_replace_it(t
     with atomic_directory(tmp_path / "out", replace=True) as temporary:
         (temporary / "new.txt").write_text("new")
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["new.txt"]
+
+
+def test_the_temporaries_of_killed_writes_are_removed_and_nothing_else(tmp_path):
+    (tmp_path / ".step_00000004.k1ll3d.tmp").mkdir()
+    (tmp_path / ".metrics.jsonl.k1ll3d.tmp").write_text("partial")
+    for kept in ("step_00000003", "metrics.jsonl", ".hidden"):
+        (tmp_path / kept).write_text("kept")
+    remove_temporaries(tmp_path, tmp_path / "missing")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".hidden", "metrics.jsonl", "step_00000003"]

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".", ".tmp"  # .NAME.RANDOM.tmp beside NAME: hidden from listings, and findable
+
 
 def fsync(path: Path) -> None:
     """Flush one file, or one directory's entries, to disk."""
@@ -40,12 +42,20 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def remove_temporaries(*directories: Path) -> None:
+    """Delete the temporaries that writes killed midway (SIGKILL, power cut) left in `directories`; call it only
+    where no other process may be writing (dsmoe.runs.lock), or a live write loses its temporary."""
+    for directory in directories:
+        for temporary in Path(directory).glob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"):
+            remove(temporary)
+
+
 @contextmanager
 def _atomic(path: Path, directory: bool, replace: bool = False) -> Iterator[Path]:
     """The protocol both forms share: a temporary file or directory beside `path`, yielded to be filled, then
     fsynced and renamed to `path` (deleting an existing `path` first if `replace`); removed whatever happens."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    beside = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp"}
+    beside = {"dir": path.parent, "prefix": f"{TEMPORARY_PREFIX}{path.name}.", "suffix": TEMPORARY_SUFFIX}
     if directory:
         temporary = Path(tempfile.mkdtemp(**beside))
     else:

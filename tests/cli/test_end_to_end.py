@@ -31,7 +31,7 @@ def test_run_directory_holds_checkpoints_config_metrics_and_tokenizer(run_dir):
     assert checkpoints == [f"step_{step:08d}" for step in range(SAVE_EVERY, STEPS + 1, SAVE_EVERY)]
     for checkpoint in checkpoints:
         files = {path.name for path in (run_dir / "checkpoints" / checkpoint).iterdir()}
-        assert files == {"model.safetensors", "trainer_state.pt", "config.toml"}
+        assert files == {"model.safetensors", "trainer_state.pt", "config.toml", "manifest.json"}
     assert {path.name for path in run_dir.iterdir()} == {"checkpoints", "config.toml", "metrics.jsonl",
                                                           "tokenizer.json"}
 

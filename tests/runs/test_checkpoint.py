@@ -1,5 +1,7 @@
 """Checkpoints round-trip exactly, keep the last N, survive a failed write, and load without unpickling code."""
 
+import hashlib
+import json
 import re
 
 import pytest
@@ -31,6 +33,22 @@ def test_only_the_newest_keep_last_checkpoints_remain(tmp_path):
     for step in range(1, 6):
         save(tmp_path, step, model, keep_last=2)
     assert [checkpoint.path.name for checkpoint in RunDir(tmp_path).checkpoints()] == ["step_00000004", "step_00000005"]
+
+
+def test_the_manifest_holds_the_size_and_sha256_of_every_other_file(tmp_path):
+    checkpoint = save(tmp_path, 1, tiny_model())
+    files = json.loads(checkpoint.manifest_path.read_text())["files"]
+    assert sorted(files) == sorted(path.name for path in checkpoint.path.iterdir() if path != checkpoint.manifest_path)
+    for name, record in files.items():
+        data = (checkpoint.path / name).read_bytes()
+        assert record == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_a_damaged_manifest_makes_its_checkpoint_corrupt(tmp_path):
+    checkpoint = save(tmp_path, 1, tiny_model())
+    checkpoint.manifest_path.write_text(checkpoint.manifest_path.read_text()[:40])
+    with pytest.raises(ckpt.CorruptCheckpointError, match=f"^{checkpoint.manifest_path}: not a valid manifest "):
+        ckpt.verify_checkpoint(checkpoint)
 
 
 WRITERS = {"save_model": (ckpt, "save_model"), "torch.save": (ckpt.torch, "save")}  # weights, trainer state
@@ -76,5 +94,5 @@ def test_the_trainer_state_of_a_real_run_loads_with_weights_only(tmp_path):
     train(run_config(tmp_path, train__steps=2), tmp_path / "run")
     state = torch.load(RunDir(tmp_path / "run").latest_checkpoint().trainer_state_path, weights_only=True)
     assert state["step"] == 2 and state["scheduler"]["last_epoch"] == 2
-    assert set(state) == {"step", "optimizer", "scheduler", "rng"}
+    assert set(state) == {"step", "optimizer", "scheduler", "progress", "rng"}
     assert all(param_state["step"] == 2 for param_state in state["optimizer"]["state"].values())

@@ -17,7 +17,8 @@ def run_file_names() -> set[str]:
     run = RunDir("RUN")
     checkpoint = run.checkpoint(1)
     paths = [run.config_path, run.tokenizer_path, run.metrics_path, run.tensorboard_dir, run.loss_plot_path,
-             run.checkpoints_dir, checkpoint.weights_path, checkpoint.trainer_state_path, checkpoint.config_path]
+             run.lock_path, run.checkpoints_dir, checkpoint.weights_path, checkpoint.trainer_state_path,
+             checkpoint.config_path, checkpoint.manifest_path]
     return {path.name for path in paths} | {CHECKPOINT_PREFIX}
 
 

@@ -18,6 +18,7 @@ from dsmoe.config import ModelConfig
 from dsmoe.data import resolve_corpus
 from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.runs import RunConfig
+from dsmoe.train.metrics import read_metrics
 
 DSMOE = Path(sys.executable).parent / "dsmoe"  # the console script of the venv running the tests
 CORPUS_CHARS = 12_000
@@ -105,10 +106,8 @@ def one_torch_thread():
 
 
 def read_steps(metrics_path: Path) -> list[dict]:
-    """The per-step training records of a metrics.jsonl (not the validation records)."""
-    text = metrics_path.read_text() if metrics_path.exists() else ""
-    complete_lines = text[:text.rfind("\n") + 1].splitlines()  # a running process may be mid-line
-    records = [json.loads(line) for line in complete_lines if line.strip()]
+    """The per-step training records of a metrics.jsonl (not the validation records); none before it exists."""
+    records = read_metrics(metrics_path) if metrics_path.exists() else []
     return [record for record in records if "loss" in record]
 
 

@@ -41,6 +41,9 @@ def evaluate_tokens(model: nn.Module, tokens: np.ndarray, seq_len: int, batch_si
     model.train(was_training)
     if n_tokens == 0:
         raise ValueError(f"evaluation split has {len(tokens)} tokens; needs at least seq_len + 1 = {seq_len + 1}")
+    if not math.isfinite(nll):
+        raise ValueError(f"evaluation loss is {nll / n_tokens}: the model gives non-finite logits (diverged or "
+                         "damaged weights); a loss must be a finite number")
     return result_from_totals(nll, n_tokens, n_bytes)
 
 

@@ -2,8 +2,8 @@
 
 An imported run holds what `dsmoe eval` and `dsmoe generate` read (names from dsmoe.runs.layout): the run's config
 (the model section; data and train at their defaults, data.seq_len capped at the model's max_seq_len), checkpoint 0
-with its weights and config, and the tokenizer when the checkpoint directory has one. It has no trainer state, so
-it cannot be resumed with `dsmoe train --resume`.
+with its weights, config and manifest, and the tokenizer when the checkpoint directory has one. It has no trainer
+state, so it cannot be resumed with `dsmoe train --resume`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dsmoe.atomic import atomic_directory
 from dsmoe.data.config import DataConfig
 from dsmoe.interop.hf import TOKENIZER_FILE, from_pretrained, save_pretrained
 from dsmoe.runs import RunConfig, RunDir, load_checkpoint_model
+from dsmoe.runs.checkpoint import write_manifest
 
 IMPORTED_STEP = 0
 
@@ -35,6 +36,7 @@ def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = tor
         checkpoint.path.mkdir(parents=True)
         save_model(model, str(checkpoint.weights_path))
         checkpoint.config_path.write_text(config_toml)
+        write_manifest(checkpoint)
         if (hf_dir / TOKENIZER_FILE).is_file():
             shutil.copyfile(hf_dir / TOKENIZER_FILE, run.tokenizer_path)
     return Path(run_dir)

@@ -1,20 +1,38 @@
-"""Checkpoints: safetensors weights + trainer state + the run's config, written atomically, the last N kept.
+"""Checkpoints: safetensors weights + trainer state + the run's config, with a manifest, written atomically, the
+last N kept.
 
 A checkpoint is written with dsmoe.atomic.atomic_directory, so a crash or a full disk leaves the previous
-checkpoints untouched. Loading never unpickles arbitrary objects: weights come from safetensors, the trainer
-state through torch.load(weights_only=True). Where the files go is runs.layout's business.
+checkpoints untouched. Its manifest.json, written last inside it, holds each other file's size and sha256:
+
+    {"format": 1, "files": {"config.toml": {"size": 412, "sha256": "9f2c..."}, "model.safetensors": {...}, ...}}
+
+so that a file damaged later (a flipped bit, a truncated copy) is caught on load, naming it, and readers fall back
+to the newest intact checkpoint. A checkpoint from before manifests is checked by safetensors' own parsing of its
+weights' header. Loading never unpickles arbitrary objects: weights come from safetensors, the trainer state through
+torch.load(weights_only=True). Where the files go is runs.layout's business.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+import sys
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
 from dsmoe.atomic import atomic_directory
 from dsmoe.runs.layout import CheckpointDir, RunDir
+
+MANIFEST_FORMAT = 1
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file differs from its manifest, or cannot be parsed; the message names the file."""
 
 
 def save_checkpoint(run: RunDir, step: int, model: nn.Module, trainer_state: dict, config_toml: str,
@@ -27,9 +45,82 @@ def save_checkpoint(run: RunDir, step: int, model: nn.Module, trainer_state: dic
         save_model(model, str(written.weights_path))
         torch.save(trainer_state, written.trainer_state_path)
         written.config_path.write_text(config_toml)
+        write_manifest(written)
     for old in run.checkpoints()[:-keep_last]:
         shutil.rmtree(old.path)
     return checkpoint
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def write_manifest(checkpoint: CheckpointDir) -> None:
+    """Record the size and sha256 of every file now in `checkpoint` (call it last, inside the atomic write)."""
+    files = {path.name: {"size": path.stat().st_size, "sha256": sha256_of(path)}
+             for path in sorted(checkpoint.path.iterdir()) if path != checkpoint.manifest_path}
+    checkpoint.manifest_path.write_text(json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1) + "\n")
+
+
+def read_manifest(checkpoint: CheckpointDir) -> dict[str, dict]:
+    """The manifest's record of each file; a manifest that does not parse is itself corruption."""
+    path = checkpoint.manifest_path
+    try:
+        manifest = json.loads(path.read_bytes())
+        if manifest["format"] == MANIFEST_FORMAT:
+            return {name: {"size": int(record["size"]), "sha256": str(record["sha256"])}
+                    for name, record in manifest["files"].items()}
+        problem = f"format {manifest['format']!r}; this dsmoe reads format {MANIFEST_FORMAT}"
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    raise CorruptCheckpointError(f"{path}: not a valid manifest ({problem})")
+
+
+def verify_checkpoint(checkpoint: CheckpointDir) -> None:
+    """Raise CorruptCheckpointError naming the first file that is missing or whose size or sha256 differs from the
+    manifest (a checkpoint without one: whose weights' header safetensors cannot parse)."""
+    if not checkpoint.manifest_path.is_file():
+        try:
+            with safe_open(checkpoint.weights_path, "pt"):
+                return
+        except (SafetensorError, OSError) as error:
+            raise CorruptCheckpointError(f"{checkpoint.weights_path}: {error}") from None
+    for name, expected in read_manifest(checkpoint).items():
+        path = checkpoint.path / name
+        if not path.is_file():
+            raise CorruptCheckpointError(f"{path}: missing")
+        size = path.stat().st_size
+        if size != expected["size"]:
+            raise CorruptCheckpointError(f"{path}: {size} bytes, expected {expected['size']} (truncated?)")
+        found = sha256_of(path)
+        if found != expected["sha256"]:
+            raise CorruptCheckpointError(f"{path}: sha256 mismatch (expected {expected['sha256']}, found {found})")
+
+
+def newest_intact_checkpoint(run: RunDir) -> CheckpointDir:
+    """The newest checkpoint of `run` that verifies. Skipping a corrupt newer one is said on stderr, never done
+    silently; a run with no checkpoint, or none intact, is a ValueError."""
+    corrupt = []
+    for checkpoint in reversed(run.checkpoints()):
+        try:
+            verify_checkpoint(checkpoint)
+        except CorruptCheckpointError as error:
+            corrupt.append(f"checkpoint {checkpoint.path.name} is corrupt ({error})")
+            continue
+        if corrupt:
+            print("; ".join(corrupt) + f"; using {checkpoint.path.name}", file=sys.stderr)
+        return checkpoint
+    if corrupt:
+        raise ValueError(f"run directory {str(run.path)!r} has no intact checkpoint: " + "; ".join(corrupt))
+    raise ValueError(f"run directory {str(run.path)!r} has no checkpoint yet")
+
+
+def remove_checkpoints_after(run: RunDir, checkpoint: CheckpointDir) -> None:
+    """Delete the checkpoints newer than `checkpoint` (corrupt ones a resume from it skipped: it rewrites them)."""
+    checkpoints = run.checkpoints()
+    for newer in checkpoints[checkpoints.index(checkpoint) + 1:]:
+        shutil.rmtree(newer.path)
 
 
 def load_weights(checkpoint: CheckpointDir, model: nn.Module) -> None:

@@ -5,7 +5,9 @@
     RUN/metrics.jsonl               one JSON record per step and per evaluation
     RUN/tensorboard/                TensorBoard event files (train.tensorboard=true)
     RUN/loss.png                    the loss curve the demo plots
-    RUN/checkpoints/step_00000100/  one checkpoint: model.safetensors, trainer_state.pt, config.toml
+    RUN/train.lock                  held (flock) by the process training the run; names it (runs.lock)
+    RUN/checkpoints/step_00000100/  one checkpoint: model.safetensors, trainer_state.pt, config.toml and
+                                    manifest.json, the size and sha256 of each of the others (runs.checkpoint)
 
 Both classes only name paths: they read nothing but directory listings and write nothing.
 """
@@ -26,13 +28,14 @@ def entry(name: str) -> property:
 
 @dataclass
 class CheckpointDir:
-    """One checkpoint directory (a str path is accepted): safetensors weights, the trainer state and the config
-    it was saved with."""
+    """One checkpoint directory (a str path is accepted): safetensors weights, the trainer state, the config
+    it was saved with and the manifest that vouches for them."""
 
     path: Path
     weights_path = entry("model.safetensors")
     trainer_state_path = entry("trainer_state.pt")
     config_path = entry(CONFIG)
+    manifest_path = entry("manifest.json")
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -51,6 +54,7 @@ class RunDir:
     metrics_path = entry("metrics.jsonl")
     tensorboard_dir = entry("tensorboard")
     loss_plot_path = entry("loss.png")
+    lock_path = entry("train.lock")
     checkpoints_dir = entry("checkpoints")
 
     def __post_init__(self):

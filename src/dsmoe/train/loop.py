@@ -12,12 +12,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from dsmoe.atomic import atomic_file, remove_temporaries
 from dsmoe.data import TrainBatches, prepare_data, token_byte_lengths
 from dsmoe.eval import EvalResult, evaluate_domains
 from dsmoe.model import DeepSeekMoEForCausalLM, apply_activation_checkpointing
 from dsmoe.routers import discard_router_updates, install_router_updates
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs import checkpoint as ckpt
+from dsmoe.runs.lock import lock_run
 from dsmoe.runtime import retain_freed_memory
 from dsmoe.train.metrics import MetricsLog, eval_record, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler
@@ -62,30 +64,35 @@ class StopRequest:
 def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -> TrainResult:
     """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation."""
     run_dir = RunDir(run_dir)
-    config = resolve_run_config(config, run_dir, resume)
-    if config.train.tensorboard:
-        summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
-    if config.train.retain_freed_memory:
-        retain_freed_memory()
-    data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size)
-    torch.manual_seed(config.train.seed)
-    model = DeepSeekMoEForCausalLM(config.model)
-    apply_activation_checkpointing(model, config.train.activation_checkpointing)
-    optimizer = build_optimizer(model, config.train)
-    progress = TrainingProgress(config.train)
-    scheduler = build_scheduler(optimizer, config.train, progress.position)
-    install_router_updates(optimizer, model)
-    start_step = restore(run_dir, model, optimizer, scheduler, progress) if resume else 0
-    run_dir.config_path.write_text(config.to_toml())
-    trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step, progress)
-    return trainer.run()
+    with lock_run(run_dir):  # before anything in the run directory is written, until the last write
+        config = resolve_run_config(config, run_dir, resume)
+        remove_temporaries(run_dir.path, run_dir.checkpoints_dir)  # of writes killed midway: none is live here
+        if config.train.tensorboard:
+            summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
+        if config.train.retain_freed_memory:
+            retain_freed_memory()
+        data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size)
+        torch.manual_seed(config.train.seed)
+        model = DeepSeekMoEForCausalLM(config.model)
+        apply_activation_checkpointing(model, config.train.activation_checkpointing)
+        optimizer = build_optimizer(model, config.train)
+        progress = TrainingProgress(config.train)
+        scheduler = build_scheduler(optimizer, config.train, progress.position)
+        install_router_updates(optimizer, model)
+        start_step = restore(run_dir, model, optimizer, scheduler, progress) if resume else 0
+        with atomic_file(run_dir.config_path) as temporary:
+            temporary.write_text(config.to_toml())
+        trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step, progress)
+        return trainer.run()
 
 
 def restore(run_dir: RunDir, model, optimizer, scheduler, progress: TrainingProgress) -> int:
-    """Load the latest checkpoint's weights, optimizer, schedule, training time and RNG; return its step."""
-    latest = run_dir.latest_checkpoint()
-    ckpt.load_weights(latest, model)
-    state = ckpt.load_trainer_state(latest)
+    """Load the newest intact checkpoint's weights, optimizer, schedule, training time and RNG; return its step.
+    Corrupt newer checkpoints (named on stderr) are deleted: training from here writes them again."""
+    checkpoint = ckpt.newest_intact_checkpoint(run_dir)
+    ckpt.remove_checkpoints_after(run_dir, checkpoint)
+    ckpt.load_weights(checkpoint, model)
+    state = ckpt.load_trainer_state(checkpoint)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     progress.load_state_dict(state.get("progress", {"elapsed_s": 0.0}))  # older checkpoints did not keep it
