@@ -44,6 +44,14 @@ def test_a_released_lock_leaves_no_file_and_no_empty_directory_it_made(tmp_path)
     assert [path.name for path in run.path.iterdir()] == ["kept.txt"]
 
 
+def test_a_file_where_the_run_directory_belongs_is_refused_naming_it(tmp_path):
+    (tmp_path / "run").write_text("a file of yours")
+    with pytest.raises(ValueError, match=f"^--out {re.escape(repr(str(tmp_path / 'run')))} is a file, not a "), \
+            lock_run(RunDir(tmp_path / "run")):
+        pytest.fail("locked a file")
+    assert (tmp_path / "run").read_text() == "a file of yours"
+
+
 def test_the_lock_file_of_a_sigkilled_holder_does_not_block_the_next_run(tmp_path):
     run = RunDir(tmp_path / "run")
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run.path)], stdout=subprocess.PIPE, text=True)

@@ -73,6 +73,8 @@ def acquire(run: RunDir) -> int:
 @contextlib.contextmanager
 def lock_run(run: RunDir) -> Iterator[None]:
     """Hold the run's lock for the block (creating the run directory; removed again if the block leaves it empty)."""
+    if run.path.exists() and not run.path.is_dir():
+        raise ValueError(f"--out {str(run.path)!r} is a file, not a directory")
     created = not run.path.exists()
     run.path.mkdir(parents=True, exist_ok=True)
     descriptor = acquire(run)
