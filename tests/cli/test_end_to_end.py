@@ -63,7 +63,8 @@ def test_checkpoint_weights_are_fp32_safetensors(run_dir):
 
 def test_eval_prints_loss_perplexity_and_bits_per_byte(run_dir, capsys):
     assert main(["eval", "--run", str(run_dir)]) == 0
-    out = capsys.readouterr().out
+    scored, out = capsys.readouterr().out.split("\n", 1)
+    assert scored.startswith(f"scored the validation split of {run_dir.parent / 'corpus.txt'} (")
     assert out.startswith("all domains: loss ") and " ppl " in out and " bits/byte " in out
     loss = float(out.split("loss ")[1].split()[0])
     final_val = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["final_val"]
@@ -75,8 +76,9 @@ def test_eval_on_another_corpus_prints_one_line_per_domain(run_dir, tmp_path, ca
         (tmp_path / f"{domain}.txt").write_text("\n".join(corpus_text().splitlines()[lines]) + "\n")
     assert main(["eval", "--run", str(run_dir), "--data", str(tmp_path), "--max-batches", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("all domains: loss ")
-    assert [line.split()[0] for line in lines[1:]] == ["dialogue", "sonnets"]  # files in sorted order
+    assert lines[0].startswith(f"scored 2 files: {tmp_path / 'dialogue.txt'}, {tmp_path / 'sonnets.txt'} (")
+    assert lines[1].startswith("all domains: loss ")
+    assert [line.split()[0] for line in lines[2:]] == ["dialogue", "sonnets"]  # files in sorted order
 
 
 def test_generate_prints_the_prompt_and_a_completion(run_dir, capsys):

@@ -42,10 +42,12 @@ def test_each_epoch_visits_every_window_once_even_across_batch_boundaries():
     assert sorted(starts[:124].tolist()) == sorted(starts[124:248].tolist()) == list(range(0, 992, SEQ_LEN))
 
 
-def test_val_batches_are_the_contiguous_windows_in_order():
-    xs = [x for x, _ in val_batches(TOKENS, SEQ_LEN, batch_size=50)]
-    assert [len(x) for x in xs] == [50, 50, 24]
-    assert torch.equal(torch.cat(xs)[:, 0], torch.arange(0, 992, SEQ_LEN))
+def test_val_batches_are_the_contiguous_windows_in_order_then_the_tail():
+    batches = list(val_batches(TOKENS, SEQ_LEN, batch_size=50))
+    assert [tuple(x.shape) for x, _ in batches] == [(50, SEQ_LEN), (50, SEQ_LEN), (24, SEQ_LEN), (1, 7)]
+    assert torch.equal(torch.cat([x for x, _ in batches[:-1]])[:, 0], torch.arange(0, 992, SEQ_LEN))
+    targets = torch.cat([y.flatten() for _, y in batches])
+    assert torch.equal(targets, torch.arange(1, 1000))  # every token but the first predicted once
 
 def test_max_val_batches_spread_evenly_over_the_whole_split():
     xs = [x for x, _ in val_batches(TOKENS, SEQ_LEN, batch_size=4, max_batches=2)]

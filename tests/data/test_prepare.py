@@ -1,8 +1,10 @@
-"""prepare_data: tokenizer trained or reused, saved at the given path, caches skip work, vocab bounds."""
+"""prepare_data: tokenizer trained or reused, saved at the given path, caches skip work, vocab bounds, the data's
+identity (absolute path and text hash)."""
 
 import pytest
 
-from dsmoe.data import DataConfig, load_tokenizer, prepare_data, save_tokenizer
+from dsmoe.data import DataConfig, load_tokenizer, prepare_data, resolve_corpus, save_tokenizer
+from dsmoe.data.identity import absolute_path, corpus_sha256
 from dsmoe.data import prepare as prepare_module
 from dsmoe.data import tokens as tokens_module
 
@@ -55,3 +57,30 @@ def test_an_unusable_vocab_size_raises_naming_it(config, tmp_path, vocab_size, m
     config.vocab_size = vocab_size
     with pytest.raises(ValueError, match=message):
         prepare_data(config, tmp_path / "tokenizer.json", model_vocab_size=model_vocab_size)
+
+
+def test_the_data_is_named_by_an_absolute_path_and_the_hash_of_its_text(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config.path = "corpus"
+    fixed = prepare_data(config, tmp_path / "tokenizer.json", model_vocab_size=300).config
+    assert fixed.path == str(tmp_path / "corpus") and fixed.sha256 == corpus_sha256(resolve_corpus("corpus"))
+    assert absolute_path("shakespeare") == "shakespeare"  # a built-in corpus stays a name
+    (tmp_path / "corpus" / "poems.txt").write_text(SAMPLE_TEXT)
+    with pytest.raises(ValueError, match=f"the corpus '{tmp_path / 'corpus'}' changed since the run started "
+                                         f"\\(sha256 {fixed.sha256} -> "):
+        prepare_data(fixed, tmp_path / "tokenizer.json", model_vocab_size=300)
+
+
+def test_a_reused_run_tokenizer_is_read_and_never_written(config, tokenizer, tmp_path):
+    save_tokenizer(tokenizer, tmp_path / "tokenizer.json")
+    before = (tmp_path / "tokenizer.json").stat()
+    data = prepare_data(config, tmp_path / "tokenizer.json", model_vocab_size=4096, reuse_tokenizer=True)
+    assert data.tokenizer.to_str() == tokenizer.to_str()
+    assert (tmp_path / "tokenizer.json").stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_no_tokenizer_is_saved_when_the_data_cannot_be_used(config, tmp_path):
+    config.seq_len = 100_000
+    with pytest.raises(ValueError, match="needed for one sequence"):
+        prepare_data(config, tmp_path / "tokenizer.json", model_vocab_size=300)
+    assert not (tmp_path / "tokenizer.json").exists()

@@ -8,6 +8,7 @@ import pytest
 from dsmoe.data import Corpus, Document, token_dtype, tokenize_corpus
 from dsmoe.data import tokens as tokens_module
 from dsmoe.data.encoding import safe_chunks
+from dsmoe.data.token_cache import cache_path
 
 from .conftest import SAMPLE_TEXT
 
@@ -83,3 +84,14 @@ def test_a_split_shorter_than_one_sequence_raises_with_both_counts(tokenizer, tm
     message = f"the val split has {n_val} tokens, fewer than the seq_len \\+ 1 = {n_val + 1}"
     with pytest.raises(ValueError, match=message):
         tokenize_corpus(_corpus(a=SAMPLE_TEXT), tokenizer, tmp_path, seq_len=n_val)
+
+
+def test_a_truncated_cache_file_is_detected_named_and_rebuilt(tokenizer, tmp_path, capsys):
+    expected = np.array(tokenize_corpus(_corpus(a=SAMPLE_TEXT), tokenizer, tmp_path, seq_len=8).train.tokens)
+    cached = cache_path(SAMPLE_TEXT, tokenizer.to_str(), tmp_path)
+    size = cached.stat().st_size
+    cached.write_bytes(cached.read_bytes()[:size // 2])
+    again = tokenize_corpus(_corpus(a=SAMPLE_TEXT), tokenizer, tmp_path, seq_len=8)
+    err = capsys.readouterr().err
+    assert f"token cache {cached} has {size // 2} bytes, {size} expected (truncated?); tokenizing its text again" in err
+    assert np.array_equal(again.train.tokens, expected) and cached.stat().st_size == size

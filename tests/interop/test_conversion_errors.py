@@ -1,5 +1,6 @@
-"""Every conversion failure names what is wrong: an unsupported model_type or field, a missing, unexpected or
-misshapen tensor, a stored copy that differs, a dsmoe config a family cannot express; nothing is written then."""
+"""Every conversion failure names what is wrong: an unsupported model_type or field, a missing, unexpected,
+misshapen or integer (for a float weight) tensor, a stored copy that differs, a dsmoe config a family cannot express;
+nothing is written then."""
 
 import json
 
@@ -60,6 +61,14 @@ def test_a_shape_mismatch_names_the_tensor_and_both_shapes(saved_mixtral, tmp_pa
     name = "model.layers.0.self_attn.q_proj.weight"
     directory = copy_with(saved_mixtral, tmp_path / "out", tensors=lambda w: {**w, name: torch.zeros(32, 30)})
     with pytest.raises(ValueError, match=f"tensor '{name}' has shape \\[32, 30\\]; the model expects \\[32, 32\\]"):
+        from_pretrained(directory)
+
+
+def test_an_integer_tensor_where_the_model_has_floats_is_refused_naming_it_and_its_dtype(saved_mixtral, tmp_path):
+    name = "model.layers.0.self_attn.o_proj.weight"
+    directory = copy_with(saved_mixtral, tmp_path / "out", tensors=lambda w: {**w, name: w[name].to(torch.int8)})
+    with pytest.raises(ValueError, match=f"tensor '{name}' has dtype int8; the model's layers.0.attn.o_proj.weight "
+                                         "is floating point"):
         from_pretrained(directory)
 
 

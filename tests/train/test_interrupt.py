@@ -29,6 +29,7 @@ def test_sigint_saves_the_step_reached_and_resume_continues_from_it(tmp_path):
 
     resumed = run_dsmoe(["train", "--out", str(out), "--resume", "--set", f"train.steps={reached + 2}"])
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.startswith(f"stopped at step {reached + 2}\nvalidation: loss ")
+    assert resumed.stdout.startswith(f"--resume: applying train.steps: {MANY_STEPS} -> {reached + 2}\n"
+                                     f"stopped at step {reached + 2}\nvalidation: loss ")
     assert [record["step"] for record in read_steps(out / "metrics.jsonl")] == list(range(1, reached + 3))
     assert RunDir(out).latest_checkpoint().path.name == f"step_{reached + 2:08d}"

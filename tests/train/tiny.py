@@ -61,13 +61,18 @@ def run_config(tmp_path: Path, **changes) -> RunConfig:
     return RunConfig.load(None, overrides(tmp_path, **changes))
 
 
-def one_step_run(tmp_path_factory, name: str) -> Path:
-    """A run of one step with one checkpoint (one torch thread), for module fixtures of tests that only read it."""
+def one_step_run(tmp_path_factory, name: str, relative_data: bool = False) -> Path:
+    """A run of one step with one checkpoint (one torch thread), for module fixtures of tests that only read it.
+    `relative_data`: started from the run's sibling directory a/ with the relative data.path "corpus.txt"."""
     from dsmoe.train.loop import train
 
     tmp_path = tmp_path_factory.mktemp(name)
-    with one_thread():
-        train(run_config(tmp_path, train__steps=1), tmp_path / "run")
+    changes, started_in = {}, contextlib.nullcontext()
+    if relative_data:
+        write_corpus(tmp_path / "a")
+        changes, started_in = {"data__path": "corpus.txt"}, contextlib.chdir(tmp_path / "a")
+    with one_thread(), started_in:
+        train(run_config(tmp_path, train__steps=1, **changes), tmp_path / "run")
     return tmp_path / "run"
 
 

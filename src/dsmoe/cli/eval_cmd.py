@@ -9,13 +9,15 @@ from dsmoe.eval.run_eval import evaluate_run
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run directory")
-    parser.add_argument("--data", help="evaluate on this corpus instead of the run's validation split")
+    parser.add_argument("--data", help="score all the text of these files (a file, directory, glob or built-in "
+                        "corpus; one domain per file) instead of the run's validation split")
     parser.add_argument("--max-batches", type=int, default=None, help="cap on batches per domain")
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_run(args.run, args.data, args.max_batches)
-    print(f"all domains: {result.summary()}")
-    for name, domain in result.per_domain.items():
+    evaluation = evaluate_run(args.run, args.data, args.max_batches)
+    print(f"scored {evaluation.scored}")
+    print(f"all domains: {evaluation.result.summary()}")
+    for name, domain in evaluation.result.per_domain.items():
         print(f"  {name:<14} {domain.summary()}")
     return 0

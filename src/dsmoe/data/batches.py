@@ -75,17 +75,22 @@ class TrainBatches:
 
 def val_batches(tokens: np.ndarray, seq_len: int, batch_size: int,
                 max_batches: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Every non-overlapping window of `tokens` in order (the last batch may be smaller); with `max_batches`,
-    at most that many full batches of windows spread evenly over the whole split (not its beginning, which
-    would score one part of the text: a quick evaluation must estimate the full one).
+    """Every non-overlapping window of `tokens` in order (the last batch may be smaller), then the tokens after
+    the last full window as one shorter window, so every token but the first is predicted once; with
+    `max_batches`, at most that many full batches of windows spread evenly over the whole split (not its
+    beginning, which would score one part of the text: a quick evaluation must estimate the full one).
 
     For one domain pass `split.domain_tokens(domain)` as `tokens`.
     """
     _check_positive(seq_len=seq_len, batch_size=batch_size)
-    starts = np.arange(count_windows(len(tokens), seq_len, "the val tokens")) * seq_len
+    n_windows = count_windows(len(tokens), seq_len, "the val tokens")
+    starts = np.arange(n_windows) * seq_len
     if max_batches is not None:
         _check_positive(max_batches=max_batches)
         if max_batches * batch_size < len(starts):
             starts = starts[np.linspace(0, len(starts) - 1, max_batches * batch_size).round().astype(int)]
-    firsts = range(0, len(starts), batch_size)
-    return (_gather(tokens, starts[first:first + batch_size], seq_len) for first in firsts)
+    for first in range(0, len(starts), batch_size):
+        yield _gather(tokens, starts[first:first + batch_size], seq_len)
+    tail = len(tokens) - 1 - n_windows * seq_len
+    if max_batches is None and tail:
+        yield _gather(tokens, np.array([n_windows * seq_len]), tail)

@@ -1,16 +1,31 @@
-"""Content-addressed cache names: a file's name is the hash of everything its content depends on."""
+"""Content hashes: the names of cache files (the hash of everything their content depends on), a corpus's
+identity, and the checksums that vouch for a cached file."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from pathlib import Path
 
-CACHE_FORMAT = b"dsmoe-cache-v1"  # hashed into every key: change it when a cached file's layout changes
+CACHE_FORMAT = b"dsmoe-cache-v1"  # hashed into every cache key: change it when a cached file's layout changes
 
 
-def content_hash(*parts: bytes) -> str:
-    """A SHA-256 hex digest of `parts`, length-prefixed so that no two different part lists collide."""
+def parts_sha256(parts: Iterable[bytes]) -> str:
+    """A SHA-256 hex digest of `parts` (read one at a time), length-prefixed so that no two different part lists
+    collide."""
     digest = hashlib.sha256()
-    for part in (CACHE_FORMAT, *parts):
+    for part in parts:
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def content_hash(*parts: bytes) -> str:
+    """The cache key of a file made from `parts`."""
+    return parts_sha256((CACHE_FORMAT, *parts))
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 hex digest of the bytes of `path` (as `sha256sum` prints it)."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()

@@ -8,7 +8,7 @@ from dsmoe.data.tokenizer import check_vocab_size
 from dsmoe.field_rules import POSITIVE_INT, TEXT, Rule, check_fields, optional
 
 FIELD_RULES = dict(path=TEXT, tokenizer=optional(TEXT), vocab_size=optional(POSITIVE_INT), seq_len=POSITIVE_INT,
-                   val_fraction=Rule("number", "(0, 1)"), cache_dir=TEXT)
+                   val_fraction=Rule("number", "(0, 1)"), cache_dir=TEXT, sha256=optional(TEXT))
 
 
 @dataclass
@@ -29,6 +29,9 @@ class DataConfig:
     val_fraction: share of each file's text held out for validation, cut at a line boundary;
         used only for files without an explicit val file. Default 0.05.
     cache_dir: directory of the token caches ("~" is expanded). Default "~/.cache/dsmoe".
+    sha256: the hash of the corpus text (dsmoe.data.identity.corpus_sha256). A run records it at its start,
+        with `path` made absolute, and resumes or is evaluated only on text with this hash; set in a new
+        run's config it pins the corpus. Default None (not recorded yet).
     """
 
     path: str = "shakespeare"
@@ -37,6 +40,7 @@ class DataConfig:
     seq_len: int = 256
     val_fraction: float = 0.05
     cache_dir: str = "~/.cache/dsmoe"
+    sha256: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, FIELD_RULES)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsmoe.data.builtin import BUILTIN_CORPORA, builtin_files
-from dsmoe.data.text_files import domain_and_role, find_text_files, read_text
+from dsmoe.data.text_files import corpus_files, domain_and_role, read_text
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ def resolve_corpus(path: str, val_fraction: float = 0.05) -> Corpus:
     Files pair up by domain: `<domain>.train.*` with `<domain>.val.*`; any other file is one domain
     whose last `val_fraction` (cut at a line boundary) is its val text.
     """
-    files = builtin_files(path) if path in BUILTIN_CORPORA else find_text_files(path)
+    files = corpus_files(path)
     files_by_domain: dict[str, dict[str | None, Path]] = {}
     for file in files:
         domain, role = domain_and_role(file)

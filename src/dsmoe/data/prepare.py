@@ -1,4 +1,4 @@
-"""prepare_data: from a DataConfig to a saved tokenizer and the train/val token splits."""
+"""prepare_data: from a DataConfig to a saved tokenizer, the train/val token splits and the corpus's identity."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from dsmoe.atomic import atomic_file
 from dsmoe.data.cache import content_hash
 from dsmoe.data.config import DataConfig
 from dsmoe.data.corpus import Corpus, resolve_corpus
+from dsmoe.data.identity import fix_identity
 from dsmoe.data.tokenizer import SPECIAL_TOKENS, load_tokenizer, save_tokenizer, train_tokenizer
 from dsmoe.data.tokens import TokenSplit, tokenize_corpus
 
+
 @dataclass(frozen=True)
 class PreparedData:
-    """What training needs from the data: the tokenizer (saved at tokenizer_path) and both token splits.
+    """What training needs from the data: the tokenizer (saved at tokenizer_path), both token splits, and the
+    config that names this data exactly (path absolute, sha256 recorded: dsmoe.data.identity).
 
     Bits-per-byte of a split = sum of NLL in nats / ln 2 / split.n_bytes.
     """
@@ -27,6 +30,7 @@ class PreparedData:
     tokenizer_path: Path
     train: TokenSplit
     val: TokenSplit
+    config: DataConfig
 
     @property
     def domains(self) -> list[str]:
@@ -37,27 +41,42 @@ class PreparedData:
         return self.tokenizer.get_vocab_size()
 
 
-def prepare_data(config: DataConfig, tokenizer_path: str | Path, model_vocab_size: int | None = None) -> PreparedData:
-    """Read the corpus, train or reuse the tokenizer (saved at `tokenizer_path`), tokenize both splits.
+def prepare_data(config: DataConfig, tokenizer_path: str | Path, model_vocab_size: int | None = None,
+                 reuse_tokenizer: bool = False) -> PreparedData:
+    """Read the corpus (refused if config.sha256 is set and differs), train or reuse the tokenizer (saved at
+    `tokenizer_path` once both splits are tokenized), tokenize both splits.
 
     A run saves it at RunDir.tokenizer_path; the path is given rather than derived so the data pipeline stays
-    below dsmoe.runs and knows nothing of run directories.
+    below dsmoe.runs and knows nothing of run directories. `reuse_tokenizer`: the tokenizer already at
+    `tokenizer_path` is the one (a resumed or evaluated run's, whose token ids its checkpoints hold); it is read,
+    never written, and config.tokenizer is ignored.
 
     `model_vocab_size` is the model's vocab_size: used when config.vocab_size is None, and a bound
     on the tokenizer's size either way. Caches under config.cache_dir (tokenizers/, tokens/) make a
     re-run skip training the tokenizer and tokenizing.
     """
     corpus = resolve_corpus(config.path, config.val_fraction)
+    fixed = fix_identity(config, corpus)
     vocab_size = _vocab_size(config, model_vocab_size)
     cache_dir = Path(config.cache_dir).expanduser()
     tokenizer_path = Path(tokenizer_path)
-    if config.tokenizer is None:
+    source = tokenizer_path if reuse_tokenizer else _given_tokenizer(config)
+    if source is None:
         tokenizer = _trained_tokenizer(corpus, vocab_size, cache_dir)
-        save_tokenizer(tokenizer, tokenizer_path)
     else:
-        tokenizer = _reuse_and_copy(Path(config.tokenizer).expanduser(), vocab_size, tokenizer_path)
+        tokenizer = _checked_tokenizer(source, vocab_size)
     splits = tokenize_corpus(corpus, tokenizer, cache_dir, config.seq_len)
-    return PreparedData(tokenizer, tokenizer_path, splits.train, splits.val)
+    if source is None:
+        save_tokenizer(tokenizer, tokenizer_path)
+    elif not (tokenizer_path.exists() and tokenizer_path.samefile(source)):
+        with atomic_file(tokenizer_path) as temporary:
+            shutil.copyfile(source, temporary)
+    return PreparedData(tokenizer, tokenizer_path, splits.train, splits.val, fixed)
+
+
+def _given_tokenizer(config: DataConfig) -> Path | None:
+    """The tokenizer file config.tokenizer names, or None: train one."""
+    return None if config.tokenizer is None else Path(config.tokenizer).expanduser()
 
 
 def _vocab_size(config: DataConfig, model_vocab_size: int | None) -> int | None:
@@ -84,13 +103,10 @@ def _trained_tokenizer(corpus: Corpus, vocab_size: int, cache_dir: Path) -> Toke
     return tokenizer
 
 
-def _reuse_and_copy(source: Path, vocab_size: int | None, tokenizer_path: Path) -> Tokenizer:
+def _checked_tokenizer(source: Path, vocab_size: int | None) -> Tokenizer:
     tokenizer = load_tokenizer(source)
     if vocab_size is not None and tokenizer.get_vocab_size() > vocab_size:
         raise ValueError(
             f"tokenizer={str(source)!r} has {tokenizer.get_vocab_size()} tokens, more than vocab_size={vocab_size}"
         )
-    if not (tokenizer_path.exists() and tokenizer_path.samefile(source)):
-        with atomic_file(tokenizer_path) as temporary:
-            shutil.copyfile(source, temporary)
     return tokenizer

@@ -8,10 +8,15 @@ import lzma
 import os
 from pathlib import Path
 
-from dsmoe.data.builtin import BUILTIN_CORPORA
+from dsmoe.data.builtin import BUILTIN_CORPORA, builtin_files
 
 DECOMPRESSORS = {".xz": lzma.decompress, ".gz": gzip.decompress}
 GLOB_CHARACTERS = "*?["
+
+
+def corpus_files(path: str) -> list[Path]:
+    """The files of the corpus `path`: a built-in corpus's, or those find_text_files finds."""
+    return builtin_files(path) if path in BUILTIN_CORPORA else find_text_files(path)
 
 
 def find_text_files(path: str) -> list[Path]:
@@ -67,13 +72,18 @@ def _read_bytes(file: Path) -> bytes:
         raise ValueError(f"corpus file {str(file)!r} is not valid {file.suffix} data ({error})") from error
 
 
+def file_stem(file: Path) -> str:
+    """The file's name without its compression suffix and its extension: `bible.train.txt.xz` -> "bible.train"."""
+    name = file.name.removesuffix(file.suffix) if file.suffix in DECOMPRESSORS else file.name
+    return Path(name).stem
+
+
 def domain_and_role(file: Path) -> tuple[str, str | None]:
     """The domain a file belongs to (its stem) and its role: "train", "val", or None (split it).
 
     `bible.train.txt.xz` -> ("bible", "train"); `notes.txt` -> ("notes", None).
     """
-    name = file.name.removesuffix(file.suffix) if file.suffix in DECOMPRESSORS else file.name
-    stem = Path(name).stem
+    stem = file_stem(file)
     role = Path(stem).suffix
     if role in (".train", ".val"):
         return stem.removesuffix(role), role[1:]

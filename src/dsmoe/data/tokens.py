@@ -1,4 +1,4 @@
-"""Token splits: every document's text tokenized once into a cached, memory-mapped token file.
+"""Token splits: every document's text tokenized once into a cached, memory-mapped token file (data.token_cache).
 
 Documents are concatenated without separator tokens, so a split's tokens decode to exactly its text
 and bits-per-byte divides by exactly the bytes the tokens cover.
@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from dsmoe.atomic import atomic_file
 from dsmoe.data.batches import count_windows
-from dsmoe.data.cache import content_hash
 from dsmoe.data.corpus import Corpus
 from dsmoe.data.encoding import encode_to_file
+from dsmoe.data.token_cache import cache_path, is_cached, record_checksum
 
 PROGRESS_MIN_CHARS = 1_000_000  # below this, tokenizing takes about a second and a bar is noise
 
@@ -28,11 +28,6 @@ def token_dtype(vocab_size: int) -> np.dtype:
         if vocab_size <= np.iinfo(dtype).max + 1:
             return np.dtype(dtype)
     raise ValueError(f"vocab_size={vocab_size} exceeds the uint32 token file capacity of {2**32} ids")
-
-
-def cache_path(text: str, tokenizer_json: str, cache_dir: Path) -> Path:
-    """Where the tokens of `text` under this tokenizer are cached: named by a hash of both."""
-    return cache_dir / "tokens" / f"{content_hash(tokenizer_json.encode(), text.encode())}.tokens"
 
 
 @dataclass(frozen=True)
@@ -84,19 +79,20 @@ def tokenize_corpus(corpus: Corpus, tokenizer: Tokenizer, cache_dir: Path, seq_l
 
 
 def tokenize_split(name: str, texts: dict[str, str], tokenizer: Tokenizer, cache_dir: Path) -> TokenSplit:
-    """The tokens of every domain's text in `texts`, tokenizing only those not cached yet."""
+    """The tokens of every domain's text in `texts`, tokenizing only those not cached yet (or cached damaged)."""
     dtype = token_dtype(tokenizer.get_vocab_size())
     tokenizer_json = tokenizer.to_str()
     text_tokenizer = Tokenizer.from_str(tokenizer_json)
     text_tokenizer.encode_special_tokens = True  # a literal "<|endoftext|>" in the text is text, not a special id
     paths = {domain: cache_path(text, tokenizer_json, cache_dir) for domain, text in texts.items()}
-    missing = [domain for domain, path in paths.items() if not path.exists()]
+    missing = [domain for domain, path in paths.items() if not is_cached(path)]
     total_chars = sum(len(texts[domain]) for domain in missing)
     with tqdm(total=total_chars, unit="char", unit_scale=True, desc=f"tokenizing {name}",
               disable=total_chars < PROGRESS_MIN_CHARS) as progress:
         for domain in missing:
             with atomic_file(paths[domain]) as temporary:
                 encode_to_file(texts[domain], text_tokenizer, temporary, dtype, progress)
+            record_checksum(paths[domain])
     arrays = [np.memmap(path, dtype=dtype, mode="r") for path in paths.values()]
     stops = np.cumsum([len(array) for array in arrays]).tolist()
     starts = [0] + stops[:-1]

@@ -1,22 +1,50 @@
-"""Evaluate a run directory's latest checkpoint on its validation split or on another corpus."""
+"""Evaluate a run directory's latest checkpoint on its validation split or on the whole text of other files."""
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
-from dsmoe.data import prepare_data, token_byte_lengths
+from dsmoe.data import prepare_data, token_byte_lengths, tokenize_whole_files
+from dsmoe.data.batches import count_windows
 from dsmoe.eval.evaluate import EvalResult, evaluate_domains
 from dsmoe.runs import RunDir, load_run
 
+LISTED_FILES = 5  # a summary names this many files, then counts the rest
 
-def evaluate_run(run_dir: str | Path, data_path: str | None = None, max_batches: int | None = None) -> EvalResult:
-    """Loss, perplexity and bits per byte (overall and per domain) with the run's own tokenizer."""
-    loaded, tokenizer_path = load_run(run_dir), RunDir(run_dir).tokenizer_path
-    # the run's tokenizer, "reused" at its own path: prepare_data then leaves the run directory as it is
-    data_config = dataclasses.replace(loaded.config.data, tokenizer=str(tokenizer_path),
-                                      path=data_path or loaded.config.data.path)
-    data = prepare_data(data_config, tokenizer_path, loaded.config.model.vocab_size)
-    val_tokens = {domain: data.val.domain_tokens(domain) for domain in data.val.domains}
-    return evaluate_domains(loaded.model, val_tokens, data_config.seq_len, loaded.config.train.batch_size,
-                            token_byte_lengths(data.tokenizer), max_batches)
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    """The scores, and what was scored: which text, its UTF-8 bytes and its tokens."""
+
+    result: EvalResult
+    scored: str
+
+
+def evaluate_run(run_dir: str | Path, data_path: str | None = None, max_batches: int | None = None) -> RunEvaluation:
+    """Loss, perplexity and bits per byte (overall and per domain) with the run's own tokenizer.
+
+    Without `data_path`: the run's validation split, of the corpus the run recorded (dsmoe.data.identity: its
+    absolute path, refused if its text changed). With it: every file of `data_path` (a file, directory, glob or
+    built-in corpus), all of its text, one domain per file.
+    """
+    loaded, run = load_run(run_dir), RunDir(run_dir)
+    data_config, seq_len = loaded.config.data, loaded.config.data.seq_len
+    if data_path is None:
+        split = prepare_data(data_config, run.tokenizer_path, loaded.config.model.vocab_size, reuse_tokenizer=True).val
+        what = f"the validation split of {data_config.path}"
+    else:
+        whole = tokenize_whole_files(data_path, loaded.tokenizer, data_config.cache_dir)
+        split, what = whole.split, files_summary(list(whole.files.values()))
+        for label, file in whole.files.items():
+            count_windows(len(split.domain_tokens(label)), seq_len, f"--data file {str(file)!r}")
+    result = evaluate_domains(loaded.model, {domain: split.domain_tokens(domain) for domain in split.domains}, seq_len,
+                              loaded.config.train.batch_size, token_byte_lengths(loaded.tokenizer), max_batches)
+    return RunEvaluation(result, f"{what} ({split.n_bytes:,} bytes, {len(split.tokens):,} tokens)")
+
+
+def files_summary(files: list[Path]) -> str:
+    """'2 files: a.txt, b.txt', naming at most LISTED_FILES of them."""
+    names = ", ".join(str(file) for file in files[:LISTED_FILES])
+    more = f" and {len(files) - LISTED_FILES} more" if len(files) > LISTED_FILES else ""
+    return f"{len(files)} file{'s' if len(files) > 1 else ''}: {names}{more}"

@@ -2,8 +2,10 @@
 
 Only the model's skeleton exists until a tensor arrives; each is cast and put in place (stacked experts into
 their slice of one [E, ...] tensor allocated on first use), so peak memory is the model plus one checkpoint tensor
-(and a checkpoint's copy of a shared tensor, e.g. DeepSeek-V3's MTP embedding, until the shared one arrives). At
-the end every parameter must have been filled exactly once and every checkpoint tensor used, or the error names it.
+(and a checkpoint's copy of a shared tensor, e.g. DeepSeek-V3's MTP embedding, until the shared one arrives). A
+non-floating tensor (integers, bools: a quantized checkpoint's) where dsmoe has a float one is refused, naming it,
+rather than cast into other numbers. At the end every parameter must have been filled exactly once and every
+checkpoint tensor used, or the error names it.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ class StreamingFill:
 
     def __init__(self, model: DeepSeekMoEForCausalLM, pieces: dict[str, Piece], dtype: torch.dtype):
         self.model, self.pieces, self.dtype = model, pieces, dtype
-        self.shapes = {name: tensor.shape for name, tensor in model.state_dict(keep_vars=True).items()}
+        state = model.state_dict(keep_vars=True)
+        self.shapes = {name: tensor.shape for name, tensor in state.items()}
+        self.floating = {name for name, tensor in state.items() if tensor.is_floating_point()}
         self.placed: set[str] = set()
         self.pending_copies: dict[str, list[tuple[str, torch.Tensor]]] = {}
 
@@ -59,6 +63,10 @@ class StreamingFill:
         if tuple(tensor.shape) != expected:
             raise ValueError(f"checkpoint tensor {hf_name!r} has shape {list(tensor.shape)}; the model expects "
                              f"{list(expected)} (for {piece.name})")
+        if piece.name in self.floating and not tensor.is_floating_point():
+            raise ValueError(f"checkpoint tensor {hf_name!r} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
+                             f"the model's {piece.name} is floating point (a quantized or damaged checkpoint? "
+                             "dsmoe reads float weights only)")
         self.placed.add(hf_name)
         if piece.duplicate:
             self.pending_copies.setdefault(piece.name, []).append((hf_name, tensor))

@@ -6,7 +6,7 @@ import math
 import signal
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from dsmoe.runs import checkpoint as ckpt
 from dsmoe.runs.lock import lock_run
 from dsmoe.runtime import retain_freed_memory
 from dsmoe.train.metrics import MetricsLog, eval_record, expert_metrics
-from dsmoe.train.optim import build_optimizer, build_scheduler
+from dsmoe.train.optim import build_optimizer, build_scheduler, load_optimizer_state
 from dsmoe.train.progress import TrainingProgress
 from dsmoe.train.resume import resolve_run_config
 from dsmoe.train.step import StepResult, accumulate_gradients
@@ -71,7 +71,8 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
             summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
         if config.train.retain_freed_memory:
             retain_freed_memory()
-        data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size)
+        data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size, reuse_tokenizer=resume)
+        config = replace(config, data=data.config)  # the corpus's identity (absolute path, sha256), fixed at start
         torch.manual_seed(config.train.seed)
         model = DeepSeekMoEForCausalLM(config.model)
         apply_activation_checkpointing(model, config.train.activation_checkpointing)
@@ -93,9 +94,8 @@ def restore(run_dir: RunDir, model, optimizer, scheduler, progress: TrainingProg
     ckpt.remove_checkpoints_after(run_dir, checkpoint)
     ckpt.load_weights(checkpoint, model)
     state = ckpt.load_trainer_state(checkpoint)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
     progress.load_state_dict(state.get("progress", {"elapsed_s": 0.0}))  # older checkpoints did not keep it
+    load_optimizer_state(optimizer, scheduler, state["optimizer"], state["scheduler"])  # with the config's settings
     torch.set_rng_state(state["rng"])
     return state["step"]
 
@@ -160,7 +160,7 @@ class Trainer:
             self.skip_step(result.loss, grad_norm)
             return
         self.nonfinite_streak = 0
-        lr = self.scheduler.get_last_lr()[0]
+        lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -49,3 +49,20 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                     position: Callable[[int], float] = lambda step: step) -> torch.optim.lr_scheduler.LambdaLR:
     """The schedule at `position(steps taken)`: the steps themselves, or TrainingProgress.position."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_multiplier(position(step), cfg))
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
+                         optimizer_state: dict, scheduler_state: dict) -> None:
+    """Load a checkpoint's AdamW moments and schedule step into an optimizer and scheduler built from the config,
+    keeping the config's settings (a resume may change the AdamW values, the peak lr and the schedule:
+    dsmoe.train.resume): each group's lr becomes the config's schedule at the restored step. With the config the
+    checkpoint was saved with, this is exactly the checkpoint's state.
+
+    Call it once the schedule's position can be computed (TrainingProgress restored)."""
+    settings = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
+    base_lrs = list(scheduler.base_lrs)
+    optimizer.load_state_dict(optimizer_state)
+    scheduler.load_state_dict(scheduler_state)
+    scheduler.base_lrs = base_lrs
+    for group, values, base_lr, lr_lambda in zip(optimizer.param_groups, settings, base_lrs, scheduler.lr_lambdas):
+        group.update(values, lr=base_lr * lr_lambda(scheduler.last_epoch))  # as LambdaLR.step computes it

@@ -1,23 +1,47 @@
-"""Which configuration a run trains with, and whether a checkpoint can be resumed with it.
+"""Which configuration a run trains with, whether a checkpoint can be resumed with it, and where a new run may go.
 
-This is training policy (which train fields change the trajectory, when a run may be overwritten), so it stays in
-train/ beside the loop, its only user; where the run's files live it takes from dsmoe.runs.layout.
+A resume never silently changes the run. Per field of the config it may be given:
+
+    section.field                                   on --resume
+    train.steps, train.time_budget_min              applied: the schedule is recomputed at the resumed step
+    train.lr, min_lr_ratio, warmup_steps, schedule  applied: each group's lr is the new schedule's at that step
+    train.weight_decay, beta1, beta2, eps           applied to the optimizer's groups (its moments are kept)
+    train.grad_clip, eval_every, eval_batches,      applied (read at every step)
+      save_every, keep_last, max_nonfinite, compile,
+      activation_checkpointing, tensorboard, retain_freed_memory
+    train.batch_size, grad_accum, seed, dtype       refused: the data order or the numerics would change
+    model.*                                         refused: the checkpoint holds this model
+    data.*                                          refused; data.path is compared resolved to an absolute path
+                                                    (dsmoe.data.identity), and the corpus read must still have
+                                                    the run's data.sha256
+    the run's tokenizer.json                        always the run's own, never re-derived or rewritten
+
+What changes is printed on stdout. A new run goes only into a new or empty directory: one with checkpoints needs
+--resume, and one holding anything else (a user's files) is refused, so nothing in it is overwritten.
+
+This is training policy, so it stays in train/ beside the loop, its only user; where the run's files live it takes
+from dsmoe.runs.layout.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+from dsmoe.data.identity import absolute_path
 from dsmoe.runs import RunConfig, RunDir
 
-# Train fields that change the trajectory; the others (steps, eval/save cadence, budget) may change.
+# Train fields that change the trajectory in ways a checkpoint cannot follow; the others are applied on resume.
 TRAJECTORY_FIELDS = ("batch_size", "grad_accum", "seed", "dtype")
+LISTED_ENTRIES = 5  # a refusal names this many of a directory's entries
 
 
-def config_differences(saved: RunConfig, given: RunConfig) -> list[str]:
-    """'section.key: saved -> given' for every field that makes resuming inexact."""
+def config_differences(saved: RunConfig, given: RunConfig, train_keys=TRAJECTORY_FIELDS) -> list[str]:
+    """'section.key: saved -> given' for every model and data field, and every train field in `train_keys`, that
+    differs."""
     saved_dict, given_dict = saved.to_dict(), given.to_dict()
     diffs = []
     for section in ("model", "data", "train"):
-        keys = TRAJECTORY_FIELDS if section == "train" else sorted({*saved_dict[section], *given_dict[section]})
+        keys = train_keys if section == "train" else sorted({*saved_dict[section], *given_dict[section]})
         for key in keys:
             old, new = saved_dict[section].get(key), given_dict[section].get(key)
             if old != new:
@@ -25,25 +49,67 @@ def config_differences(saved: RunConfig, given: RunConfig) -> list[str]:
     return diffs
 
 
-def check_resumable(saved: RunConfig, given: RunConfig) -> None:
+def with_run_identity(saved: RunConfig, given: RunConfig) -> RunConfig:
+    """`given` reading the run's corpus: its data.path must resolve to the run's, and an unset sha256 is the run's."""
+    given_path, saved_path = absolute_path(given.data.path), absolute_path(saved.data.path)
+    if given_path != saved_path:
+        raise ValueError(f"--resume: data.path {given.data.path!r} resolves to {given_path!r}, the run used "
+                         f"{saved_path!r}")
+    data = dataclasses.replace(given.data, path=saved.data.path, sha256=given.data.sha256 or saved.data.sha256)
+    return dataclasses.replace(given, data=data)
+
+
+def check_resumable(saved: RunConfig, given: RunConfig) -> RunConfig:
+    """The config to resume with: `given` on the run's corpus; raises naming every field that cannot change, and
+    prints the train fields that change."""
+    given = with_run_identity(saved, given)
     diffs = config_differences(saved, given)
     if diffs:
         raise ValueError("cannot resume: the config differs from the run's in " + "; ".join(diffs))
+    train_keys = [field.name for field in dataclasses.fields(given.train)]
+    changes = config_differences(saved, given, train_keys)
+    if changes:
+        print("--resume: applying " + "; ".join(changes))
+    return given
+
+
+def check_resumable_run(run: RunDir) -> None:
+    """Refuse a run without checkpoints, without a tokenizer to reuse, or whose checkpoints have no trainer state
+    (an imported run)."""
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise ValueError(f"--resume: run directory {str(run.path)!r} has no checkpoint to resume from")
+    if not run.tokenizer_path.is_file():
+        raise ValueError(f"--resume: run directory {str(run.path)!r} has no {run.tokenizer_path.name}; its "
+                         "checkpoints hold that tokenizer's token ids, so it is never derived again: put the run's "
+                         "own copy back")
+    if not any(checkpoint.trainer_state_path.is_file() for checkpoint in run.checkpoints()):
+        raise ValueError(f"--resume: no checkpoint of run directory {str(run.path)!r} has a "
+                         f"{latest.trainer_state_path.name} (an imported run holds weights only); start a new run "
+                         "in another --out")
+
+
+def check_new_run_dir(run: RunDir) -> None:
+    """Refuse to start a run in a directory with checkpoints (that needs --resume) or any other entries."""
+    if run.latest_checkpoint() is not None:
+        raise ValueError(f"run directory {str(run.path)!r} already has checkpoints; pass --resume to continue it "
+                         "or choose another --out")
+    if run.path.exists() and not run.path.is_dir():
+        raise ValueError(f"--out {str(run.path)!r} is a file, not a directory")
+    entries = sorted(path.name for path in run.path.iterdir() if path != run.lock_path) if run.path.exists() else []
+    if entries:
+        listed = ", ".join(entries[:LISTED_ENTRIES]) + (" ..." if len(entries) > LISTED_ENTRIES else "")
+        raise ValueError(f"--out {str(run.path)!r} is not empty ({listed}) and is not a run to resume; a new run "
+                         "starts only in a new or empty directory, so nothing there is overwritten: choose "
+                         "another --out")
 
 
 def resolve_run_config(config: RunConfig | None, run: RunDir, resume: bool) -> RunConfig:
-    """The config to train with; refuses to overwrite a run, or to resume what cannot be resumed."""
-    has_checkpoint = run.latest_checkpoint() is not None
+    """The config to train with; refuses to overwrite a directory, or to resume what cannot be resumed."""
     if not resume:
-        if has_checkpoint:
-            raise ValueError(f"run directory {str(run.path)!r} already has checkpoints; pass --resume to continue it "
-                             "or choose another --out")
+        check_new_run_dir(run)
         run.path.mkdir(parents=True, exist_ok=True)
         return config or RunConfig()
-    if not has_checkpoint:
-        raise ValueError(f"--resume: run directory {str(run.path)!r} has no checkpoint to resume from")
+    check_resumable_run(run)
     saved = RunConfig.load(run.config_path)
-    if config is None:
-        return saved
-    check_resumable(saved, config)
-    return config
+    return check_resumable(saved, saved if config is None else config)
