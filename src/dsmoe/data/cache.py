@@ -1,11 +1,10 @@
-"""Content hashes: the names of cache files (the hash of everything their content depends on), a corpus's
-identity, and the checksums that vouch for a cached file."""
+"""Content hashes: the names of cache files (the hash of everything their content depends on) and a corpus's
+identity (the checksum that vouches for a cached file is dsmoe.checksums')."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from pathlib import Path
 
 CACHE_FORMAT = b"dsmoe-cache-v1"  # hashed into every cache key: change it when a cached file's layout changes
 
@@ -25,7 +24,3 @@ def content_hash(*parts: bytes) -> str:
     return parts_sha256((CACHE_FORMAT, *parts))
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 hex digest of the bytes of `path` (as `sha256sum` prints it)."""
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()

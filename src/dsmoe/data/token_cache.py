@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from dsmoe.atomic import atomic_file
-from dsmoe.data.cache import content_hash, file_sha256
+from dsmoe.checksums import file_sha256
+from dsmoe.data.cache import content_hash
 
 
 def cache_path(text: str, tokenizer_json: str, cache_dir: Path) -> Path:

@@ -14,7 +14,6 @@ torch.load(weights_only=True). Where the files go is runs.layout's business.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -26,6 +25,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from dsmoe.atomic import atomic_directory
+from dsmoe.checksums import file_sha256
 from dsmoe.runs.layout import CheckpointDir, RunDir
 
 MANIFEST_FORMAT = 1
@@ -51,14 +51,9 @@ def save_checkpoint(run: RunDir, step: int, model: nn.Module, trainer_state: dic
     return checkpoint
 
 
-def sha256_of(path: Path) -> str:
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 def write_manifest(checkpoint: CheckpointDir) -> None:
     """Record the size and sha256 of every file now in `checkpoint` (call it last, inside the atomic write)."""
-    files = {path.name: {"size": path.stat().st_size, "sha256": sha256_of(path)}
+    files = {path.name: {"size": path.stat().st_size, "sha256": file_sha256(path)}
              for path in sorted(checkpoint.path.iterdir()) if path != checkpoint.manifest_path}
     checkpoint.manifest_path.write_text(json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=1) + "\n")
 
@@ -93,7 +88,7 @@ def verify_checkpoint(checkpoint: CheckpointDir) -> None:
         size = path.stat().st_size
         if size != expected["size"]:
             raise CorruptCheckpointError(f"{path}: {size} bytes, expected {expected['size']} (truncated?)")
-        found = sha256_of(path)
+        found = file_sha256(path)
         if found != expected["sha256"]:
             raise CorruptCheckpointError(f"{path}: sha256 mismatch (expected {expected['sha256']}, found {found})")
 

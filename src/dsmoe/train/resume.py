@@ -94,8 +94,6 @@ def check_new_run_dir(run: RunDir) -> None:
     if run.latest_checkpoint() is not None:
         raise ValueError(f"run directory {str(run.path)!r} already has checkpoints; pass --resume to continue it "
                          "or choose another --out")
-    if run.path.exists() and not run.path.is_dir():
-        raise ValueError(f"--out {str(run.path)!r} is a file, not a directory")
     entries = sorted(path.name for path in run.path.iterdir() if path != run.lock_path) if run.path.exists() else []
     if entries:
         listed = ", ".join(entries[:LISTED_ENTRIES]) + (" ..." if len(entries) > LISTED_ENTRIES else "")
