@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsmoe.config_checks import YARN_FIELDS, validate
+from dsmoe.config_checks import ROUTER_GROUP_SCORES, YARN_FIELDS, validate
 from dsmoe.structured_files import read_table
 
 DERIVED_FIELDS = ("n_kv_heads", "head_dim")  # None = derived; kept None by to_dict, replace and save
@@ -98,6 +98,21 @@ class ModelConfig:
             with n_group=1, "group_limited_greedy" softmax_topk with groups (scored by their best expert);
             DeepSeek-V3's "noaux_tc" is sigmoid_topk with groups (scored by their top-2 sum). Default 1.
         topk_group: groups a token may route to (M in DeepSeek-V2). Default 1.
+        group_score: how a group is scored for the top-`topk_group` choice, as the sum of its best n scores:
+            "max" (n = 1, the best expert: DeepSeek-V2 Sec. 2.2.2's device-limited routing), "top2_sum" (n = 2:
+            DeepSeek-V3's code and transformers' noaux_tc) or "topk_sum" (n = ceil(K_r / M) with
+            K_r = n_activated_experts and M = topk_group: DeepSeek-V3 Sec. 2.1.2's node-limited routing, "the
+            sum of the highest K_r/M affinity scores of the experts distributed on each node"). Only with
+            n_group > 1. Default None: the router's own rule, "max" for softmax_topk, "top2_sum" for sigmoid_topk.
+        device_capacity_factor: device-level token dropping in training (DeepSeek-V2 Sec. 2.2.3): each of the
+            n_devices groups of consecutive experts keeps at most ceil(device_capacity_factor * T * K' /
+            n_devices) of the T * K' token-expert pairs of a forward (its average budget times the factor; the
+            paper uses 1.0), dropping its lowest-affinity pairs beyond that; evaluation never drops. Dropped
+            pairs are counted in RouterStats.dropped_tokens. softmax_topk and sigmoid_topk only. Default None (off).
+        never_drop_share: the share of training sequences whose pairs are never dropped by device_capacity_factor
+            (DeepSeek-V2 Sec. 2.2.3: "approximately 10%"). A sequence is protected when a fixed random hash of
+            its token ids, mapped to [0, 1), is below this share: the same sequences in every layer and every
+            run, about this share of all of them. Default 0.1.
         capacity_factor: expert capacity multiplier for the capacity routers (switch, gshard,
             expert_choice): capacity = ceil(capacity_factor * tokens * top_k / n_routed_experts).
             Default 1.0.
@@ -171,6 +186,9 @@ class ModelConfig:
     routed_scaling_factor: float = 1.0
     n_group: int = 1
     topk_group: int = 1
+    group_score: str | None = None
+    device_capacity_factor: float | None = None
+    never_drop_share: float = 0.1
     capacity_factor: float = 1.0
     dispatch: str = "auto"
     aux_loss_alpha: float = 0.01
@@ -218,6 +236,17 @@ class ModelConfig:
         if self.shared_expert_intermediate_size is not None:
             return self.shared_expert_intermediate_size
         return self.n_shared_experts * self.moe_intermediate_size
+
+    @property
+    def group_score_rule(self) -> str:
+        """group_score, or the router's own rule when it is unset."""
+        return self.group_score or ROUTER_GROUP_SCORES.get(self.router, "max")
+
+    @property
+    def group_score_size(self) -> int:
+        """n: a group's score is the sum of its best n scores (see group_score)."""
+        return {"max": 1, "top2_sum": 2,
+                "topk_sum": math.ceil(self.n_activated_experts / self.topk_group)}[self.group_score_rule]
 
     @property
     def slots_per_expert(self) -> int:

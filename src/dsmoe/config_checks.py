@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # the config imports this module: the ground floor imports no
 
 YARN_FIELDS = ("rope_scaling_factor", "rope_original_max_position_embeddings", "rope_beta_fast", "rope_beta_slow",
                "rope_mscale", "rope_mscale_all_dim")  # used only when rope_scaling_type="yarn"
+GROUP_SCORES = ("max", "top2_sum", "topk_sum")  # how a group-limited router scores a group (see ModelConfig)
+ROUTER_GROUP_SCORES = {"softmax_topk": "max", "sigmoid_topk": "top2_sum"}  # the group-limiting routers' own rule
 
 FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-field rules follow
     # sizes
@@ -36,7 +38,9 @@ FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-fie
     moe_layer_indices=optional(Rule("integers")),
     # routing
     router=choice(ROUTERS), norm_topk_prob=FLAG, routed_scaling_factor=POSITIVE, n_group=POSITIVE_INT,
-    topk_group=POSITIVE_INT, capacity_factor=POSITIVE, dispatch=choice(("auto", "grouped_mm", "loop")),
+    topk_group=POSITIVE_INT, group_score=optional(choice(GROUP_SCORES)), device_capacity_factor=optional(POSITIVE),
+    never_drop_share=Rule("number", "[0, 1]"), capacity_factor=POSITIVE,
+    dispatch=choice(("auto", "grouped_mm", "loop")),
     # balance losses
     aux_loss_alpha=NON_NEGATIVE, device_balance_alpha=NON_NEGATIVE, n_devices=POSITIVE_INT,
     seq_aux=FLAG, z_loss_coef=NON_NEGATIVE, bias_update_speed=NON_NEGATIVE,
@@ -119,10 +123,17 @@ def _check_groups(cfg: "ModelConfig") -> None:
         reachable = cfg.topk_group * (cfg.n_routed_experts // cfg.n_group)
         if cfg.n_activated_experts > reachable:
             _fail("n_activated_experts", cfg.n_activated_experts, f"exceeds the {reachable} experts in topk_group={cfg.topk_group} groups")
-        if cfg.router == "sigmoid_topk" and cfg.n_routed_experts // cfg.n_group < 2:
-            _fail("n_group", cfg.n_group, "leaves < 2 experts per group; sigmoid_topk scores a group by its top-2 sum")
+        scored = cfg.group_score_size
+        if cfg.n_routed_experts // cfg.n_group < scored:
+            _fail("n_group", cfg.n_group, f"leaves < {scored} experts per group; {cfg.router} scores a group by the "
+                  f"sum of its best {scored} (group_score={cfg.group_score_rule!r})")
+    elif cfg.group_score is not None:
+        _fail("group_score", cfg.group_score, "has no effect unless n_group > 1")
     if cfg.n_routed_experts % cfg.n_devices != 0:
         _fail("n_devices", cfg.n_devices, f"does not divide n_routed_experts={cfg.n_routed_experts}")
+    if cfg.device_capacity_factor is not None and cfg.router not in ROUTER_GROUP_SCORES:
+        _fail("device_capacity_factor", cfg.device_capacity_factor,
+              f"needs router softmax_topk or sigmoid_topk, not {cfg.router!r} (device-level token dropping)")
 
 
 def _check_layers(cfg: "ModelConfig") -> None:

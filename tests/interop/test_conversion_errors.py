@@ -124,6 +124,10 @@ def small_model(**changes) -> DeepSeekMoEForCausalLM:
      "router='noisy_topk' cannot be expressed as qwen3_moe"),
     (dict(**MLA, router="sigmoid_topk"), "deepseek_v2", "router='sigmoid_topk' cannot be expressed as deepseek_v2"),
     (dict(**MLA, n_mtp_modules=1), "deepseek_v2", "n_mtp_modules=1 cannot be expressed as deepseek_v2"),
+    (dict(**MLA, n_group=2, group_score="top2_sum"), "deepseek_v2",
+     "group_score_size=2 cannot be expressed as deepseek_v2"),  # group_limited_greedy scores by the best expert
+    (dict(**MLA, router="sigmoid_topk", n_group=2, group_score="max"), "deepseek_v3",
+     "group_score_size=1 cannot be expressed as deepseek_v3"),  # noaux_tc scores by the top-2 sum
     (dict(**{**MLA, "rope_interleave": False}), "deepseek_v2",
      "rope_interleave=False cannot be expressed as deepseek_v2"),
     (dict(**MLA, router="sigmoid_topk", n_shared_experts=0), "deepseek_v3",

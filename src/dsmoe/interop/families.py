@@ -119,6 +119,6 @@ def logit_fields(config: ModelConfig) -> dict[str, Any]:
     names += ("intermediate_size",) if has_dense else ()
     if config.moe_layers:
         names += MOE_LOGIT_FIELDS
-        names += ("topk_group",) if config.n_group > 1 else ()
+        names += ("topk_group", "group_score_size") if config.n_group > 1 else ()
         names += ("shared_expert_gate",) if config.shared_expert_width else ()
     return {name: getattr(config, name) for name in names}

@@ -8,6 +8,7 @@ import torch
 
 from dsmoe.config import ModelConfig
 from dsmoe.routers.base import Router, Routing
+from dsmoe.routers.device_dropping import drop_over_device_capacity
 from dsmoe.routers.grouping import limit_to_groups
 from dsmoe.routers.token_choice import normalise_and_scale, token_choice_routing
 
@@ -39,15 +40,16 @@ class SigmoidTopKRouter(Router):
         logits_TE = self.logits(x_TD)
         scores_TE = logits_TE.sigmoid()
         cfg = self.config
-        choice_TE = limit_to_groups(scores_TE + self.expert_bias, cfg.n_group, cfg.topk_group, rule="top2_sum")
+        biased_TE = scores_TE + self.expert_bias
+        choice_TE = limit_to_groups(biased_TE, cfg.n_group, cfg.topk_group, cfg.group_score_size)
         expert_indices_TK = choice_TE.topk(self.top_k, dim=-1).indices
-        weights_TK = normalise_and_scale(scores_TE.gather(1, expert_indices_TK), cfg)
+        affinity_TK = scores_TE.gather(1, expert_indices_TK)
         probs_TE = scores_TE / scores_TE.sum(dim=-1, keepdim=True)  # s'_{i,t} of Eq. 19
-        routing = token_choice_routing(cfg, expert_indices_TK, weights_TK, probs_TE, logits_TE, batch_size,
-                                       self.training)
-        if self.training:
+        routing = token_choice_routing(cfg, expert_indices_TK, normalise_and_scale(affinity_TK, cfg), probs_TE,
+                                       logits_TE, batch_size, self.training)
+        if self.training:  # the bias follows the router's choices, counted before any device-level dropping
             self.load_since_update += routing.stats.tokens_per_expert.to(torch.float32)
-        return routing
+        return drop_over_device_capacity(cfg, routing, affinity_TK, token_ids_T, batch_size, self.training)
 
     @torch.no_grad()
     def init_weights(self, std: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dsmoe.routers.base import Router, Routing
+from dsmoe.routers.device_dropping import drop_over_device_capacity
 from dsmoe.routers.grouping import limit_to_groups
 from dsmoe.routers.token_choice import normalise_and_scale, token_choice_routing
 
@@ -16,8 +17,9 @@ class SoftmaxTopKRouter(Router):
         logits_TE = self.logits(x_TD)
         probs_TE = logits_TE.softmax(dim=-1)
         cfg = self.config
-        choice_TE = limit_to_groups(probs_TE, cfg.n_group, cfg.topk_group, rule="max")
+        choice_TE = limit_to_groups(probs_TE, cfg.n_group, cfg.topk_group, cfg.group_score_size)
         expert_indices_TK = choice_TE.topk(self.top_k, dim=-1).indices
-        weights_TK = normalise_and_scale(probs_TE.gather(1, expert_indices_TK), cfg)
-        return token_choice_routing(cfg, expert_indices_TK, weights_TK, probs_TE, logits_TE, batch_size,
-                                    self.training)
+        affinity_TK = probs_TE.gather(1, expert_indices_TK)
+        routing = token_choice_routing(cfg, expert_indices_TK, normalise_and_scale(affinity_TK, cfg), probs_TE,
+                                       logits_TE, batch_size, self.training)
+        return drop_over_device_capacity(cfg, routing, affinity_TK, token_ids_T, batch_size, self.training)
