@@ -75,3 +75,24 @@ def test_replace_changes_only_the_given_field_and_leaves_the_original():
 def test_replace_equals_building_with_the_changed_field(changes):
     # head_dim and n_kv_heads default from hidden_size/n_heads; replace must re-derive them, not freeze them
     assert ModelConfig().replace(**changes) == ModelConfig(**changes)
+
+
+@pytest.mark.parametrize("router, renormalised", [("sigmoid_topk", True), ("softmax_topk", False), ("hash", False)])
+def test_norm_topk_prob_left_unset_is_the_routers_paper_default(router, renormalised):
+    assert ModelConfig(router=router).norm_topk_prob is renormalised
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_an_explicit_norm_topk_prob_is_kept_for_every_router(explicit):
+    for router in ("sigmoid_topk", "softmax_topk"):
+        cfg = ModelConfig(router=router, norm_topk_prob=explicit)
+        assert cfg.norm_topk_prob is explicit and cfg.to_dict()["norm_topk_prob"] is explicit
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_an_unset_norm_topk_prob_stays_unset_through_save_and_replace(tmp_path, suffix):
+    cfg = ModelConfig(router="sigmoid_topk")
+    cfg.save(tmp_path / f"model{suffix}")
+    loaded = ModelConfig.load(tmp_path / f"model{suffix}")
+    assert loaded.to_dict()["norm_topk_prob"] is None and loaded.norm_topk_prob is True
+    assert cfg.replace(router="softmax_topk").norm_topk_prob is False  # re-derived for the new router, not frozen

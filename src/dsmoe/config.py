@@ -13,7 +13,8 @@ from typing import Any
 from dsmoe.config_checks import ROUTER_GROUP_SCORES, YARN_FIELDS, validate
 from dsmoe.structured_files import read_table
 
-DERIVED_FIELDS = ("n_kv_heads", "head_dim")  # None = derived; kept None by to_dict, replace and save
+DERIVED_FIELDS = ("n_kv_heads", "head_dim", "norm_topk_prob")  # None = derived; kept None by to_dict, replace, save
+RENORMALISING_ROUTERS = ("sigmoid_topk",)  # norm_topk_prob=None: True for these routers, False for the others
 
 
 @dataclass
@@ -88,8 +89,11 @@ class ModelConfig:
     Routing
         router: name of the router in `dsmoe.routers.ROUTERS` (softmax_topk, sigmoid_topk,
             noisy_topk, switch, gshard, hash, expert_choice, soft_moe). Default "softmax_topk".
-        norm_topk_prob: renormalise the top-k combine weights to sum to 1. Default False
-            (DeepSeekMoE-16B does not; DeepSeek-V3 does). Mixtral's softmax over the top-k logits is
+        norm_topk_prob: renormalise the top-k combine weights to sum to 1. Default None: the router's paper's
+            choice, True for sigmoid_topk (DeepSeek-V3 Eq. 13 divides the chosen sigmoid scores by their sum),
+            False for softmax_topk (DeepSeekMoE Eq. 3-5 and DeepSeek-V2 gate with the softmax scores as they
+            are) and for noisy_topk, switch, gshard, hash, expert_choice and soft_moe, which do not read it
+            (each weights its experts as its own paper does). Mixtral's softmax over the top-k logits is
             softmax_topk with norm_topk_prob=True (the two are equal).
         routed_scaling_factor: multiplies the routed combine weights, after any renormalisation
             (DeepSeek-V3: 2.5; DeepSeek-V2: 16.0 without renormalisation). Default 1.0.
@@ -182,7 +186,7 @@ class ModelConfig:
     moe_layer_freq: int = 1
     moe_layer_indices: list[int] | None = None
     router: str = "softmax_topk"
-    norm_topk_prob: bool = False
+    norm_topk_prob: bool | None = None
     routed_scaling_factor: float = 1.0
     n_group: int = 1
     topk_group: int = 1
@@ -209,6 +213,8 @@ class ModelConfig:
             self.n_kv_heads = self.n_heads
         if self.head_dim is None:
             self.head_dim = self.hidden_size // self.n_heads
+        if self.norm_topk_prob is None:
+            self.norm_topk_prob = self.router in RENORMALISING_ROUTERS
         if self.moe_layer_indices is not None:
             self.moe_layer_indices = sorted(self.moe_layer_indices)
 

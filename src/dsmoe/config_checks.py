@@ -37,7 +37,7 @@ FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-fie
     n_activated_experts=POSITIVE_INT, first_k_dense_replace=COUNT, moe_layer_freq=POSITIVE_INT,
     moe_layer_indices=optional(Rule("integers")),
     # routing
-    router=choice(ROUTERS), norm_topk_prob=FLAG, routed_scaling_factor=POSITIVE, n_group=POSITIVE_INT,
+    router=choice(ROUTERS), norm_topk_prob=optional(FLAG), routed_scaling_factor=POSITIVE, n_group=POSITIVE_INT,
     topk_group=POSITIVE_INT, group_score=optional(choice(GROUP_SCORES)), device_capacity_factor=optional(POSITIVE),
     never_drop_share=Rule("number", "[0, 1]"), capacity_factor=POSITIVE,
     dispatch=choice(("auto", "grouped_mm", "loop")),

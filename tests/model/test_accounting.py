@@ -63,3 +63,11 @@ def test_count_params_allocates_no_weights():
     count = count_params(presets.get("paper-145b"))
     peak_growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before_kb
     assert count.total > 1e11 and peak_growth_kb < 1024 * 1024
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_main_model_leaves_out_the_mtp_modules_and_the_input_embedding_lookup(tied):
+    count = count_params(ModelConfig(**SMALL, n_mtp_modules=1, tie_word_embeddings=tied))
+    mtp_total, mtp_activated = count.by_component["mtp"]
+    lookup_only = 0 if tied else 96 * 32  # a tied embedding is the output head, a matmul every token runs
+    assert count.main_model == (count.total - mtp_total, count.activated - mtp_activated - lookup_only)
