@@ -2,6 +2,7 @@
 tokenizer.json is never rewritten, not even by a resume that fails."""
 
 import contextlib
+import dataclasses
 import re
 import shutil
 
@@ -60,7 +61,7 @@ def test_a_resume_given_a_relative_data_path_that_resolves_elsewhere_is_refused(
     assert files_of(run) == before
 
 
-def test_a_resume_after_the_corpus_was_edited_is_refused_naming_it_and_writes_nothing(tmp_path):
+def test_a_resume_after_the_corpus_was_edited_is_refused_naming_it_and_writes_nothing(tmp_path, capsys):
     run = RunDir(tmp_path / "run")
     train(run_config(tmp_path, train__steps=1), run.path)
     sha256 = RunConfig.load(run.config_path).data.sha256
@@ -69,8 +70,10 @@ def test_a_resume_after_the_corpus_was_edited_is_refused_naming_it_and_writes_no
     before = files_of(run)
     with pytest.raises(ValueError, match=re.escape(f"the corpus '{corpus}' changed since the run started (sha256 "
                                                    f"{sha256} -> ")):
-        train(None, run.path, resume=True)
+        saved = RunConfig.load(run.config_path)
+        train(dataclasses.replace(saved, train=dataclasses.replace(saved.train, steps=2)), run.path, resume=True)
     assert files_of(run) == before
+    assert "applying" not in capsys.readouterr().out  # a refused resume does not say it applies train.steps
 
 
 def test_a_resume_without_the_runs_tokenizer_is_refused(run):

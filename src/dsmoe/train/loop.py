@@ -65,7 +65,7 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
     """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation."""
     run_dir = RunDir(run_dir)
     with lock_run(run_dir):  # before anything in the run directory is written, until the last write
-        config = resolve_run_config(config, run_dir, resume)
+        config, changes = resolve_run_config(config, run_dir, resume)
         remove_temporaries(run_dir.path, run_dir.checkpoints_dir)  # of writes killed midway: none is live here
         if config.train.tensorboard:
             summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
@@ -73,6 +73,8 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
             retain_freed_memory()
         data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size, reuse_tokenizer=resume)
         config = replace(config, data=data.config)  # the corpus's identity (absolute path, sha256), fixed at start
+        if changes:  # only now: the corpus could still have refused the resume
+            print("--resume: applying " + "; ".join(changes))
         torch.manual_seed(config.train.seed)
         model = DeepSeekMoEForCausalLM(config.model)
         apply_activation_checkpointing(model, config.train.activation_checkpointing)

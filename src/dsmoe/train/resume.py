@@ -59,18 +59,15 @@ def with_run_identity(saved: RunConfig, given: RunConfig) -> RunConfig:
     return dataclasses.replace(given, data=data)
 
 
-def check_resumable(saved: RunConfig, given: RunConfig) -> RunConfig:
-    """The config to resume with: `given` on the run's corpus; raises naming every field that cannot change, and
-    prints the train fields that change."""
+def check_resumable(saved: RunConfig, given: RunConfig) -> tuple[RunConfig, list[str]]:
+    """The config to resume with (`given` on the run's corpus) and the train fields it changes; raises naming every
+    field that cannot change."""
     given = with_run_identity(saved, given)
     diffs = config_differences(saved, given)
     if diffs:
         raise ValueError("cannot resume: the config differs from the run's in " + "; ".join(diffs))
     train_keys = [field.name for field in dataclasses.fields(given.train)]
-    changes = config_differences(saved, given, train_keys)
-    if changes:
-        print("--resume: applying " + "; ".join(changes))
-    return given
+    return given, config_differences(saved, given, train_keys)
 
 
 def check_resumable_run(run: RunDir) -> None:
@@ -102,12 +99,13 @@ def check_new_run_dir(run: RunDir) -> None:
                          "another --out")
 
 
-def resolve_run_config(config: RunConfig | None, run: RunDir, resume: bool) -> RunConfig:
-    """The config to train with; refuses to overwrite a directory, or to resume what cannot be resumed."""
+def resolve_run_config(config: RunConfig | None, run: RunDir, resume: bool) -> tuple[RunConfig, list[str]]:
+    """The config to train with and, on resume, the changes it makes ('section.key: old -> new', to be said once the
+    corpus is checked too); refuses to overwrite a directory, or to resume what cannot be resumed."""
     if not resume:
         check_new_run_dir(run)
         run.path.mkdir(parents=True, exist_ok=True)
-        return config or RunConfig()
+        return config or RunConfig(), []
     check_resumable_run(run)
     saved = RunConfig.load(run.config_path)
     return check_resumable(saved, saved if config is None else config)
