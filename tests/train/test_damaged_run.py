@@ -83,8 +83,11 @@ def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_used(name, da
     err = capsys.readouterr().err
     assert f"checkpoint step_{STEPS:08d} is corrupt ({weights}: {problem}" in err, err
     assert f"); using step_{STEPS - 1:08d}\n" in err, err
-    if name == "resume":  # trained again from step 2, which writes checkpoint 3 afresh
+    if name == "resume":  # trained again from step 2, which writes checkpoint 3 afresh; the corrupt one is kept
         ckpt.verify_checkpoint(run.checkpoint(STEPS))
+        aside = run.checkpoints_dir / f"corrupt_step_{STEPS:08d}"
+        assert f"moved corrupt checkpoint step_{STEPS:08d} aside to {aside}" in err
+        assert (aside / weights.name).is_file() and run.latest_checkpoint() == run.checkpoint(STEPS)
 
 
 @pytest.mark.parametrize("name", COMMANDS)

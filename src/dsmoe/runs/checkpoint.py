@@ -15,6 +15,7 @@ torch.load(weights_only=True). Where the files go is runs.layout's business.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -111,11 +112,14 @@ def newest_intact_checkpoint(run: RunDir) -> CheckpointDir:
     raise ValueError(f"run directory {str(run.path)!r} has no checkpoint yet")
 
 
-def remove_checkpoints_after(run: RunDir, checkpoint: CheckpointDir) -> None:
-    """Delete the checkpoints newer than `checkpoint` (corrupt ones a resume from it skipped: it rewrites them)."""
+def set_aside_checkpoints_after(run: RunDir, checkpoint: CheckpointDir) -> None:
+    """Move the checkpoints newer than `checkpoint` (corrupt ones a resume from it skipped, which it writes again)
+    out of the list, saying where on stderr: nothing is deleted, and keep_last counts only intact ones."""
     checkpoints = run.checkpoints()
     for newer in checkpoints[checkpoints.index(checkpoint) + 1:]:
-        shutil.rmtree(newer.path)
+        aside = run.set_aside_path(newer)
+        os.replace(newer.path, aside)
+        print(f"moved corrupt checkpoint {newer.path.name} aside to {aside}", file=sys.stderr)
 
 
 def load_weights(checkpoint: CheckpointDir, model: nn.Module) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 CONFIG = "config.toml"  # in the run and in each checkpoint (the config that checkpoint was trained with)
 CHECKPOINT_PREFIX = "step_"
+SET_ASIDE_PREFIX = "corrupt_"  # a corrupt checkpoint moved out of the list, kept for inspection
 
 
 def entry(name: str) -> property:
@@ -70,6 +71,14 @@ class RunDir:
             return []
         return [CheckpointDir(path) for path in sorted(self.checkpoints_dir.iterdir())
                 if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX)]
+
+    def set_aside_path(self, checkpoint: CheckpointDir) -> Path:
+        """Where a corrupt `checkpoint` is moved so that it is no longer listed (a name not taken yet)."""
+        path = self.checkpoints_dir / f"{SET_ASIDE_PREFIX}{checkpoint.path.name}"
+        tries = 1
+        while path.exists():
+            path, tries = path.with_name(f"{SET_ASIDE_PREFIX}{checkpoint.path.name}.{tries}"), tries + 1
+        return path
 
     def latest_checkpoint(self) -> CheckpointDir | None:
         checkpoints = self.checkpoints()

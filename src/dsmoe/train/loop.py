@@ -91,9 +91,9 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
 
 def restore(run_dir: RunDir, model, optimizer, scheduler, progress: TrainingProgress) -> int:
     """Load the newest intact checkpoint's weights, optimizer, schedule, training time and RNG; return its step.
-    Corrupt newer checkpoints (named on stderr) are deleted: training from here writes them again."""
+    Corrupt newer checkpoints (named on stderr) are moved aside: training from here writes them again."""
     checkpoint = ckpt.newest_intact_checkpoint(run_dir)
-    ckpt.remove_checkpoints_after(run_dir, checkpoint)
+    ckpt.set_aside_checkpoints_after(run_dir, checkpoint)
     ckpt.load_weights(checkpoint, model)
     state = ckpt.load_trainer_state(checkpoint)
     progress.load_state_dict(state.get("progress", {"elapsed_s": 0.0}))  # older checkpoints did not keep it
