@@ -27,8 +27,8 @@ def test_zero_routed_experts_means_no_moe_layers():
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
 @pytest.mark.parametrize("indices", [[0, 2], None], ids=["indices", "none"])
 def test_save_then_load_gives_an_equal_config(tmp_path, suffix, indices):
-    cfg = ModelConfig(n_layers=3, n_kv_heads=2, moe_layer_indices=indices, router="sigmoid_topk", seq_aux=True,
-                      norm_eps=1e-5, routed_scaling_factor=2.5)
+    cfg = ModelConfig(n_layers=3, n_kv_heads=2, moe_layer_indices=indices, router="sigmoid_topk",
+                      balance_scope="sequence", norm_eps=1e-5, routed_scaling_factor=2.5)
     path = tmp_path / f"model{suffix}"
     cfg.save(path)
     assert ModelConfig.load(path) == cfg

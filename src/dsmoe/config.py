@@ -128,10 +128,21 @@ class ModelConfig:
         aux_loss_alpha: alpha_1 of the expert-level balance loss (DeepSeekMoE Eq. 12-14). Default 0.01.
         device_balance_alpha: alpha_2 of the device-level balance loss (DeepSeekMoE Eq. 15-17).
             Default 0.0 (off).
+        comm_balance_alpha: alpha_3 of the communication balance loss (DeepSeek-V2 Sec. 2.2.3): the
+            devices are the n_group expert groups (needs n_group = n_devices > 1), M = topk_group. Reported as
+            "comm_balance". Default 0.0 (off).
         n_devices: number of device groups the routed experts are split into for the
             device-level loss (D in DeepSeekMoE Eq. 15). Default 1.
-        seq_aux: compute the expert-level loss per sequence and average over sequences
-            (DeepSeekMoE-16B; DeepSeek-V3 Eq. 17-20). Reported as "seq_balance". Default False.
+        balance_scope: the tokens whose counts give f_i in the expert-level loss: "micro_batch" (those of one
+            forward), "sequence" (each sequence's own, the loss averaged over sequences: DeepSeekMoE-16B's
+            seq_aux, DeepSeek-V3 Eq. 17-20; reported as "seq_balance") or "global_batch" (every micro-batch of
+            the optimizer step, counted by a no-grad pre-pass before any backward: Qiu et al. 2025,
+            dsmoe.routers.global_balance). Default "micro_batch".
+        noisy_topk_balance: the noisy_topk router's balance losses: "importance_load" (Shazeer et al. 2017
+            Sec. 4 and Appendix A: w_importance * CV(Importance)^2 and w_load * CV(Load)^2, reported as
+            "importance" and "load") or "expert_level" (the aux_loss_alpha loss above). Default "importance_load".
+        importance_loss_weight: w_importance of Shazeer et al. 2017 Eq. 7. Default 0.1 (the paper's).
+        load_loss_weight: w_load of Shazeer et al. 2017 Eq. 11. Default 0.1 (the paper's).
         z_loss_coef: coefficient of the router z-loss, mean(logsumexp(router logits)^2)
             (ST-MoE, Zoph et al. 2022). Default 0.0 (off).
         bias_update_speed: gamma of auxiliary-loss-free balancing (DeepSeek-V3 Sec. 2.1.2), used by
@@ -197,8 +208,12 @@ class ModelConfig:
     dispatch: str = "auto"
     aux_loss_alpha: float = 0.01
     device_balance_alpha: float = 0.0
+    comm_balance_alpha: float = 0.0
     n_devices: int = 1
-    seq_aux: bool = False
+    balance_scope: str = "micro_batch"
+    noisy_topk_balance: str = "importance_load"
+    importance_loss_weight: float = 0.1
+    load_loss_weight: float = 0.1
     z_loss_coef: float = 0.0
     bias_update_speed: float = 0.001
     n_mtp_modules: int = 0

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the config imports this module: the ground floor imports no
 
 YARN_FIELDS = ("rope_scaling_factor", "rope_original_max_position_embeddings", "rope_beta_fast", "rope_beta_slow",
                "rope_mscale", "rope_mscale_all_dim")  # used only when rope_scaling_type="yarn"
+BALANCE_SCOPES = ("micro_batch", "sequence", "global_batch")  # the tokens whose counts give f_i (see ModelConfig)
 GROUP_SCORES = ("max", "top2_sum", "topk_sum")  # how a group-limited router scores a group (see ModelConfig)
 ROUTER_GROUP_SCORES = {"softmax_topk": "max", "sigmoid_topk": "top2_sum"}  # the group-limiting routers' own rule
 
@@ -42,8 +43,10 @@ FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-fie
     never_drop_share=Rule("number", "[0, 1]"), capacity_factor=POSITIVE,
     dispatch=choice(("auto", "grouped_mm", "loop")),
     # balance losses
-    aux_loss_alpha=NON_NEGATIVE, device_balance_alpha=NON_NEGATIVE, n_devices=POSITIVE_INT,
-    seq_aux=FLAG, z_loss_coef=NON_NEGATIVE, bias_update_speed=NON_NEGATIVE,
+    aux_loss_alpha=NON_NEGATIVE, device_balance_alpha=NON_NEGATIVE, comm_balance_alpha=NON_NEGATIVE,
+    n_devices=POSITIVE_INT, balance_scope=choice(BALANCE_SCOPES),
+    noisy_topk_balance=choice(("importance_load", "expert_level")), importance_loss_weight=NON_NEGATIVE,
+    load_loss_weight=NON_NEGATIVE, z_loss_coef=NON_NEGATIVE, bias_update_speed=NON_NEGATIVE,
     # multi-token prediction, embeddings and initialisation
     n_mtp_modules=COUNT, mtp_loss_weight=NON_NEGATIVE, tie_word_embeddings=FLAG, init_std=POSITIVE,
 )
@@ -149,6 +152,20 @@ def _check_layers(cfg: "ModelConfig") -> None:
         _fail("moe_layer_indices", indices, "has duplicate entries")
 
 
+def _check_balance(cfg: "ModelConfig") -> None:
+    if cfg.comm_balance_alpha > 0 and not cfg.n_group == cfg.n_devices > 1:
+        _fail("comm_balance_alpha", cfg.comm_balance_alpha, "needs n_group = n_devices > 1 (the groups are the "
+              f"devices a token is sent to), not n_group={cfg.n_group}, n_devices={cfg.n_devices}")
+    if cfg.router != "noisy_topk" or cfg.noisy_topk_balance != "importance_load" or cfg.n_routed_experts == 0:
+        return
+    if cfg.balance_scope != "micro_batch":
+        _fail("balance_scope", cfg.balance_scope, "must be 'micro_batch' with noisy_topk_balance='importance_load' "
+              "(Importance and Load are sums over the batch of one forward)")
+    if cfg.n_activated_experts >= cfg.n_routed_experts:
+        _fail("n_activated_experts", cfg.n_activated_experts, f"must be < n_routed_experts={cfg.n_routed_experts} for "
+              "noisy_topk_balance='importance_load' (the load estimator compares with the k-th other expert)")
+
+
 def validate(cfg: "ModelConfig") -> None:
     """Raise ValueError on the first bad value or combination."""
     check_fields(cfg, FIELD_RULES)
@@ -156,3 +173,4 @@ def validate(cfg: "ModelConfig") -> None:
     _check_rope(cfg)
     _check_experts(cfg)
     _check_layers(cfg)
+    _check_balance(cfg)

@@ -23,7 +23,7 @@ _PRESETS: dict[str, dict] = {
                      n_activated_experts=7, aux_loss_alpha=0.01, init_std=0.006),
     "paper-16b": dict(vocab_size=102400, hidden_size=2048, n_layers=28, n_heads=16, head_dim=128, max_seq_len=4096,
                       intermediate_size=10944, moe_intermediate_size=1408, n_shared_experts=2, n_routed_experts=64,
-                      n_activated_experts=6, first_k_dense_replace=1, aux_loss_alpha=0.001, seq_aux=True,
+                      n_activated_experts=6, first_k_dense_replace=1, aux_loss_alpha=0.001, balance_scope="sequence",
                       init_std=0.006),
     "paper-145b": dict(vocab_size=102400, hidden_size=4096, n_layers=62, n_heads=32, head_dim=128, max_seq_len=4096,
                        intermediate_size=22528, moe_intermediate_size=1408, n_shared_experts=4,

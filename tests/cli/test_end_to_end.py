@@ -20,7 +20,8 @@ def run_dir(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("e2e")
     out = tmp_path / "run"
     finished = run_dsmoe(train_args(tmp_path, out, train__steps=STEPS, train__save_every=SAVE_EVERY,
-                                    train__eval_every=SAVE_EVERY, model__seq_aux=True, model__z_loss_coef=1e-3))
+                                    train__eval_every=SAVE_EVERY, model__balance_scope="sequence",
+                                    model__z_loss_coef=1e-3))
     assert finished.returncode == 0, finished.stderr
     assert f"stopped at step {STEPS}" in finished.stdout
     return out

@@ -117,9 +117,12 @@ def test_aux_losses_are_empty_in_eval_mode():
 
 
 AUX = {"default": ({}, {"expert_balance"}),
-       "seq_aux": (dict(seq_aux=True), {"seq_balance"}),
+       "sequence": (dict(balance_scope="sequence"), {"seq_balance"}),
        "device": (dict(device_balance_alpha=0.05, n_devices=2), {"expert_balance", "device_balance"}),
+       "comm": (dict(comm_balance_alpha=0.02, n_group=2, topk_group=1, n_devices=2),
+                {"expert_balance", "comm_balance"}),
        "z_loss": (dict(z_loss_coef=0.001), {"expert_balance", "z_loss"}),
+       "noisy_topk": (dict(router="noisy_topk"), {"importance", "load"}),
        "alpha_zero": (dict(aux_loss_alpha=0.0), set())}
 
 

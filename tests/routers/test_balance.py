@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dsmoe.routers.balance import device_balance_loss, expert_balance_loss, sequence_balance_loss, z_loss
+from dsmoe.routers.balance import (choice_counts, communication_balance_loss, device_balance_loss, expert_balance_loss,
+                                   sequence_balance_loss, z_loss)
 
 ALPHA = 0.01
 
@@ -39,7 +40,7 @@ def test_expert_balance_loss_is_alpha_under_uniform_routing():
     probs_TE = torch.full((n_experts, n_experts), 1.0 / n_experts)
     token_TK = torch.arange(n_experts).unsqueeze(1)
     expert_indices_TK = torch.cat([token_TK, (token_TK + 1) % n_experts], dim=1)  # each expert chosen twice
-    loss = expert_balance_loss(probs_TE, expert_indices_TK, ALPHA)
+    loss = expert_balance_loss(probs_TE, choice_counts(expert_indices_TK, probs_TE.shape[1]), ALPHA)
     torch.testing.assert_close(loss, torch.tensor(ALPHA), rtol=0, atol=0)
 
 
@@ -54,14 +55,14 @@ def test_expert_balance_loss_when_every_token_picks_the_same_experts(top_k):
     probs_TE = torch.zeros(n_tokens, n_experts)
     probs_TE[:, :top_k] = 1.0 / top_k
     expert_indices_TK = torch.arange(top_k).expand(n_tokens, top_k)
-    loss = expert_balance_loss(probs_TE, expert_indices_TK, ALPHA)
+    loss = expert_balance_loss(probs_TE, choice_counts(expert_indices_TK, probs_TE.shape[1]), ALPHA)
     assert loss.item() == pytest.approx(ALPHA * n_experts / top_k, rel=1e-6)
 
 
 def test_expert_balance_loss_matches_plain_loop():
     """expert_balance_loss equals a plain-loop evaluation of DeepSeekMoE Eq. 12-14 on random routing."""
     _, probs_TE, expert_indices_TK = random_routing(24, 8, 3)
-    loss = expert_balance_loss(probs_TE, expert_indices_TK, ALPHA)
+    loss = expert_balance_loss(probs_TE, choice_counts(expert_indices_TK, probs_TE.shape[1]), ALPHA)
     assert loss.item() == pytest.approx(plain_expert_loss(probs_TE, expert_indices_TK, ALPHA), rel=1e-5)
 
 
@@ -92,7 +93,7 @@ def test_expert_balance_loss_matches_deepseek_reference():
     ce = F.one_hot(topk_idx.view(-1), num_classes=n_experts).float().mean(0)
     fi = ce * n_experts
     reference = (scores.mean(0) * fi).sum() * ALPHA
-    torch.testing.assert_close(expert_balance_loss(scores, topk_idx, ALPHA), reference)
+    torch.testing.assert_close(expert_balance_loss(scores, choice_counts(topk_idx, n_experts), ALPHA), reference)
 
 
 @pytest.mark.parametrize("top_k", [1, 2, 4])
@@ -102,7 +103,7 @@ def test_transformers_load_balancing_loss_is_top_k_times_ours(top_k):
     n_experts = 8
     logits_TE, probs_TE, expert_indices_TK = random_routing(32, n_experts, top_k, seed=4)
     theirs = mixtral.load_balancing_loss_func((logits_TE,), num_experts=n_experts, top_k=top_k)
-    ours = expert_balance_loss(probs_TE, expert_indices_TK, ALPHA)
+    ours = expert_balance_loss(probs_TE, choice_counts(expert_indices_TK, probs_TE.shape[1]), ALPHA)
     torch.testing.assert_close(theirs, top_k * ours / ALPHA)
 
 
@@ -118,7 +119,7 @@ def test_device_balance_loss_matches_plain_loop():
     for d in range(n_devices):
         group = range(d * per_device, (d + 1) * per_device)
         expected += sum(f[i] for i in group) / per_device * sum(p[i] for i in group)
-    loss = device_balance_loss(probs_TE, expert_indices_TK, ALPHA, n_devices)
+    loss = device_balance_loss(probs_TE, choice_counts(expert_indices_TK, n_experts), ALPHA, n_devices)
     assert loss.item() == pytest.approx(ALPHA * expected, rel=1e-5)
 
 
@@ -132,3 +133,51 @@ def test_z_loss_matches_manual_logsumexp():
         squares.append((peak + math.log(sum(math.exp(v - peak) for v in row))) ** 2)
     coef = 1e-3
     assert z_loss(logits_TE, coef).item() == pytest.approx(coef * sum(squares) / len(squares), rel=1e-5)
+
+
+def plain_comm_loss(probs_TE: torch.Tensor, expert_indices_TK: torch.Tensor, n_devices: int, limit: int) -> float:
+    """DeepSeek-V2 Sec. 2.2.3 with loops: f''_d = D/(M T) * #tokens sending to d (once each), P''_d = sum P_j."""
+    n_tokens, n_experts = probs_TE.shape
+    per_device = n_experts // n_devices
+    probs = probs_TE.tolist()
+    total = 0.0
+    for d in range(n_devices):
+        sent = sum(any(e // per_device == d for e in row) for row in expert_indices_TK.tolist())
+        p_d = sum(probs[t][j] for t in range(n_tokens) for j in range(d * per_device, (d + 1) * per_device)) / n_tokens
+        total += n_devices / (limit * n_tokens) * sent * p_d
+    return ALPHA * total
+
+
+def test_comm_balance_loss_is_alpha_under_uniform_routing():
+    """4 experts on D = 2 devices, M = 1: tokens alternate devices, both choices on one device (counted once).
+    f''_d = 2/(1 * 4) * 2 = 1, P''_d = 2 * 1/4 = 1/2, so L = alpha * (1/2 + 1/2) = alpha."""
+    probs_TE = torch.full((4, 4), 0.25)
+    expert_indices_TK = torch.tensor([[0, 1], [2, 3], [1, 0], [3, 2]])
+    loss = communication_balance_loss(probs_TE, expert_indices_TK, ALPHA, n_devices=2, device_limit=1)
+    torch.testing.assert_close(loss, torch.tensor(ALPHA))
+
+
+def test_comm_balance_loss_when_every_token_is_sent_to_one_device():
+    """All T tokens choose experts 0 and 1 (device 0) with probs 1/2 each: f''_0 = D/(M T) * T = 2,
+    P''_0 = 1, f''_1 = 0, so L = 2 * alpha (D/M times alpha, the maximum for M = 1)."""
+    probs_TE = torch.tensor([[0.5, 0.5, 0.0, 0.0]]).expand(6, 4)
+    expert_indices_TK = torch.tensor([[0, 1]]).expand(6, 2)
+    loss = communication_balance_loss(probs_TE, expert_indices_TK, ALPHA, n_devices=2, device_limit=1)
+    assert loss.item() == pytest.approx(2 * ALPHA, rel=1e-6)
+
+
+def test_comm_balance_loss_counts_a_device_once_per_token():
+    """Skewed: token 0 sends both choices to device 0, token 1 one to each device (M = 2, D = 2, T = 2).
+    Sent counts (2, 1): f'' = 2/(2 * 2) * (2, 1) = (1, 1/2); probs rows (.4 .3 .2 .1), (.1 .4 .3 .2) give
+    P'' = ((.7 + .5) / 2, (.3 + .5) / 2) = (.6, .4); L = alpha * (.6 + .2) = .8 alpha
+    (1.1 alpha if counted per pair)."""
+    probs_TE = torch.tensor([[0.4, 0.3, 0.2, 0.1], [0.1, 0.4, 0.3, 0.2]])
+    expert_indices_TK = torch.tensor([[0, 1], [1, 2]])
+    loss = communication_balance_loss(probs_TE, expert_indices_TK, ALPHA, n_devices=2, device_limit=2)
+    assert loss.item() == pytest.approx(0.8 * ALPHA, rel=1e-6)
+
+
+def test_comm_balance_loss_matches_plain_loop():
+    _, probs_TE, expert_indices_TK = random_routing(20, 8, 3, seed=7)
+    loss = communication_balance_loss(probs_TE, expert_indices_TK, ALPHA, n_devices=4, device_limit=2)
+    assert loss.item() == pytest.approx(plain_comm_loss(probs_TE, expert_indices_TK, 4, 2), rel=1e-5)

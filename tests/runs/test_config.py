@@ -18,7 +18,7 @@ from dsmoe.runs import RunConfig
     (["train.lr=-1"], "train.lr=-1 must be a number > 0"),
     (["train.beta2=1.0"], "train.beta2=1.0 must be a number in [0, 1)"),
     (["train.compile=False"], "train.compile='False' must be true or false"),
-    (["model.seq_aux=no"], "model.seq_aux='no' must be true or false"),
+    (["model.norm_topk_prob=no"], "model.norm_topk_prob='no' must be true or false"),
     (["train.steps=true"], "train.steps=True must be an integer >= 1"),
     (["train.eval_batches=0"], "train.eval_batches=0 must be an integer >= 1"),
     (["data.val_fraction=inf"], "data.val_fraction=inf must be a number in (0, 1)"),

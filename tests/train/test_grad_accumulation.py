@@ -1,10 +1,11 @@
 """accumulate_gradients over grad_accum micro-batches gives the gradients of the whole batch.
 
 Exact (up to fp32 rounding) for the LM loss, whose micro-batch means are weighted by their share of the
-step's target tokens even when ignored labels (-100) are spread unevenly, and for aux losses that are
-means over equal parts of the batch: the sequence-level balance loss (seq_aux=True, a mean over
-sequences) and the router z-loss (a mean over tokens). The batch-level expert balance loss
-(seq_aux=False) is NOT decomposable: f_i * P_i is a product of two batch means, computed per
+step's target tokens even when ignored labels (-100) are spread unevenly, for aux losses that are
+means over equal parts of the batch: the sequence-level balance loss (balance_scope="sequence", a mean over
+sequences) and the router z-loss (a mean over tokens), and for the expert balance loss over the global batch
+(balance_scope="global_batch": f_i counted over both micro-batches by a pre-pass). Over each micro-batch
+(balance_scope="micro_batch") it is NOT decomposable: f_i * P_i is a product of two batch means, computed per
 micro-batch, so grad_accum=2 gives a slightly different (but close) gradient; it is only checked to be
 close here.
 """
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from dsmoe.model.transformer import IGNORE_INDEX
+from dsmoe.routers import routers_of
 from dsmoe.train.step import accumulate_gradients
 from train.tiny import tiny_model
 
@@ -39,7 +41,7 @@ def assert_same_gradients(model, inputs, labels, rtol=1e-5, atol=1e-7):
 
 
 def test_two_micro_batches_give_the_whole_batch_gradient_with_seq_balance_and_z_loss():
-    model = tiny_model(seq_aux=True, z_loss_coef=1e-2)
+    model = tiny_model(balance_scope="sequence", z_loss_coef=1e-2)
     whole, split = assert_same_gradients(model, *batch())
     assert set(whole.aux_losses) == {"seq_balance", "z_loss"}
     assert split.loss == pytest.approx(whole.loss, rel=1e-6)
@@ -59,10 +61,37 @@ def test_unevenly_ignored_labels_weight_micro_batches_by_their_target_tokens():
 
 
 def test_batch_level_expert_balance_is_close_in_value_but_its_gradient_is_not_the_whole_batch_one():
-    model = tiny_model(seq_aux=False, aux_loss_alpha=0.1)
+    model = tiny_model(balance_scope="micro_batch", aux_loss_alpha=0.1)
     (whole, whole_grads), (split, split_grads) = (gradients(model, *batch(), grad_accum) for grad_accum in (1, 2))
     assert whole.aux_losses.keys() == {"expert_balance"}
     assert split.aux_losses["expert_balance"] == pytest.approx(whole.aux_losses["expert_balance"], rel=0.01)
     # f_i of the micro-batches is not f_i of the batch; should this ever match, move the case to the exact tests
     router = "layers.1.ffn.router.weight"
     assert not torch.allclose(split_grads[router], whole_grads[router], rtol=1e-5, atol=1e-7)
+
+
+def test_two_micro_batches_give_the_whole_batch_gradient_with_the_global_batch_expert_balance():
+    model = tiny_model(balance_scope="global_batch", aux_loss_alpha=0.1)
+    whole, split = assert_same_gradients(model, *batch())
+    assert whole.aux_losses.keys() == {"expert_balance"}
+    assert split.aux_losses["expert_balance"] == pytest.approx(whole.aux_losses["expert_balance"], rel=1e-6)
+    one_batch = tiny_model(balance_scope="micro_batch", aux_loss_alpha=0.1)  # the same weights
+    assert gradients(one_batch, *batch(), grad_accum=1)[0].aux_losses == pytest.approx(whole.aux_losses, rel=1e-6)
+
+
+@pytest.mark.parametrize("router", ["noisy_topk", "gshard"])
+def test_the_counting_pass_replays_the_random_routing_of_the_step(router):
+    """noisy_topk's noise and gshard's random second expert are drawn again identically after the pre-pass:
+    the counts it gave the routers are those of the forwards that backpropagate."""
+    model = tiny_model(router=router, noisy_topk_balance="expert_level", balance_scope="global_batch")
+    routers = routers_of(model)
+    counted = []
+    for layer in routers:
+        layer.register_forward_hook(lambda module, args, routing: counted.append(routing.balance_counts_E))
+    torch.manual_seed(1)
+    gradients(model, *batch(), grad_accum=2)
+    pre_pass, real = counted[:2 * len(routers)], counted[2 * len(routers):]
+    for before, after in zip(pre_pass, real):
+        torch.testing.assert_close(before, after, rtol=0, atol=0)
+    assert [router.global_counts_E.tolist() for router in routers] == \
+           [(real[i] + real[i + len(routers)]).tolist() for i in range(len(routers))]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from dsmoe.config import ModelConfig
-from dsmoe.interop.hf_config import COMMON_DEFAULTS, HFConfig, common_fields, common_hf_fields, routed_expert_fields
+from dsmoe.interop.hf_config import (COMMON_DEFAULTS, HFConfig, balance_scope_of, common_fields, common_hf_fields,
+                                     routed_expert_fields)
 
 V2_DEFAULTS = {**COMMON_DEFAULTS, "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "max_position_embeddings": 2048,
                "intermediate_size": 11008, "moe_intermediate_size": 1407, "n_routed_experts": 64,
@@ -43,7 +44,8 @@ def deepseek_fields(hf: HFConfig) -> dict[str, Any]:
                 **routed_expert_fields(hf, hf["n_routed_experts"]), n_shared_experts=hf["n_shared_experts"],
                 first_k_dense_replace=hf["first_k_dense_replace"],
                 routed_scaling_factor=float(hf["routed_scaling_factor"]),
-                **{name: hf[name] for name in ("aux_loss_alpha", "seq_aux") if name in hf})
+                **({"aux_loss_alpha": hf["aux_loss_alpha"]} if "aux_loss_alpha" in hf else {}),
+                **({"balance_scope": balance_scope_of(hf["seq_aux"])} if "seq_aux" in hf else {}))
 
 
 def deepseek_hf_fields(config: ModelConfig) -> dict[str, Any]:
@@ -54,7 +56,7 @@ def deepseek_hf_fields(config: ModelConfig) -> dict[str, Any]:
                 n_routed_experts=config.n_routed_experts, num_experts_per_tok=config.n_activated_experts,
                 n_shared_experts=config.n_shared_experts, first_k_dense_replace=dense_layers,
                 routed_scaling_factor=config.routed_scaling_factor, aux_loss_alpha=config.aux_loss_alpha,
-                seq_aux=config.seq_aux)
+                seq_aux=config.balance_scope == "sequence")
 
 
 def v2_to_dsmoe(hf: HFConfig) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsmoe.interop.hf_config import COMMON_DEFAULTS, HFConfig, common_fields, routed_expert_fields
+from dsmoe.interop.hf_config import COMMON_DEFAULTS, HFConfig, balance_scope_of, common_fields, routed_expert_fields
 
 # DeepSeek's configuration_deepseek.py (deepseek-ai/deepseek-moe-16b-base) defaults
 DEEPSEEK_DEFAULTS = {**COMMON_DEFAULTS, "rope_theta": 10000.0, "rope_scaling": None, "rms_norm_eps": 1e-6,
@@ -31,4 +31,5 @@ def deepseek_to_dsmoe(hf: HFConfig) -> dict[str, Any]:
                 intermediate_size=hf["intermediate_size"], moe_intermediate_size=hf["moe_intermediate_size"],
                 **routed_expert_fields(hf, hf["n_routed_experts"]), n_shared_experts=hf["n_shared_experts"] or 0,
                 first_k_dense_replace=hf["first_k_dense_replace"], moe_layer_freq=hf["moe_layer_freq"],
-                norm_topk_prob=hf["norm_topk_prob"], aux_loss_alpha=float(hf["aux_loss_alpha"]), seq_aux=hf["seq_aux"])
+                norm_topk_prob=hf["norm_topk_prob"], aux_loss_alpha=float(hf["aux_loss_alpha"]),
+                balance_scope=balance_scope_of(hf["seq_aux"]))

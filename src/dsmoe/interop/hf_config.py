@@ -94,6 +94,11 @@ def rope_fields(hf: HFConfig) -> dict[str, Any]:
                 rope_mscale_all_dim=float(params.get("mscale_all_dim") or 0.0))
 
 
+def balance_scope_of(seq_aux: bool) -> str:
+    """DeepSeek's seq_aux flag as a balance_scope (exported back as seq_aux = balance_scope == "sequence")."""
+    return "sequence" if seq_aux else "micro_batch"
+
+
 def common_hf_fields(config: ModelConfig) -> dict[str, Any]:
     """The inverse of common_fields, in transformers 5's layout (rope_parameters)."""
     return dict(vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.n_layers,

@@ -34,6 +34,7 @@ class Routing:
     weight_S: torch.Tensor  # [S] float32
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
     stats: RouterStats | None = None
+    balance_counts_E: torch.Tensor | None = None  # [E] float, in training: the choices f_i counts (balance.py)
 
     def expert_batch(self, x_TD: torch.Tensor, n_experts: int) -> ExpertBatch:
         """The pairs in expert order, each reading its token's row."""
@@ -79,7 +80,9 @@ class Router(nn.Module, ABC):
     A router owns its state, and says through these methods what the rest of the library must do with it:
     init_weights (its rows of the one init table, dsmoe.model.init), pending_statistics / apply_step_update /
     discard_step (what it accumulates over an optimizer step and applies after it, see step_updates.py),
-    rebuild_buffers (its computed, non-persistent buffers after a meta-device build or load) and
+    rebuild_buffers (its computed, non-persistent buffers after a meta-device build or load),
+    set_balance_phase / balance_statistics (the global batch's counts for the expert-level loss, counted by a
+    pre-pass, see global_balance.py) and
     HF_TENSOR_NAMES (which of its checkpoint tensors a Hugging Face checkpoint holds, and under what name).
     """
 
@@ -91,6 +94,9 @@ class Router(nn.Module, ABC):
         self.config = config
         self.n_experts = config.n_routed_experts
         self.top_k = config.n_activated_experts
+        self.balance_phase = "off"
+        self.global_counts_E: torch.Tensor | None = None
+        self.register_forward_hook(add_global_counts)
         if self.has_gate:
             self.weight = nn.Parameter(torch.empty(self.gate_rows(config), config.hidden_size))
 
@@ -129,6 +135,30 @@ class Router(nn.Module, ABC):
 
     def rebuild_buffers(self) -> None:
         """Recreate the non-persistent buffers (a meta-device build leaves them empty; checkpoints lack them)."""
+
+    def set_balance_phase(self, phase: str) -> None:
+        """balance_scope="global_batch" (global_balance.py): "counting" restarts the sum of every forward's f_i
+        counts, "using" gives that sum to the expert-level loss of the coming forwards, "off" lets each forward
+        use its own counts again. Routers without that loss never count anything."""
+        if phase == "counting":
+            self.global_counts_E = None
+        self.balance_phase = phase
+
+    def balance_statistics(self) -> list[torch.Tensor]:
+        """What "counting" summed; a data-parallel caller sums each over ranks, in place, before "using"."""
+        return [] if self.global_counts_E is None else [self.global_counts_E]
+
+    @property
+    def balance_counts_E(self) -> torch.Tensor | None:
+        """The global batch's counts while "using" them, else None (each forward counts its own)."""
+        return self.global_counts_E if self.balance_phase == "using" else None
+
+
+def add_global_counts(router: Router, args: tuple, routing: Routing | SoftRouting) -> None:
+    """Forward hook of every router: while "counting", add this forward's f_i counts to the router's sum."""
+    if router.balance_phase == "counting" and isinstance(routing, Routing) and routing.balance_counts_E is not None:
+        counts_E = routing.balance_counts_E.detach()
+        router.global_counts_E = counts_E if router.global_counts_E is None else router.global_counts_E + counts_E
 
 
 def topk_pairs(expert_indices_TK: torch.Tensor, weights_TK: torch.Tensor) -> tuple[torch.Tensor, ...]:

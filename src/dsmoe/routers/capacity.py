@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from dsmoe.routers.balance import balance_losses
+from dsmoe.routers.balance import balance_losses, choice_counts
 from dsmoe.routers.base import Router, Routing, RouterStats, count_per_expert, topk_pairs
 
 
@@ -41,9 +41,14 @@ class CapacityRouter(Router):
         capacity = expert_capacity(x_TD.shape[0], self.top_k, self.n_experts, self.config.capacity_factor)
         rank = position_in_expert(torch.where(wanted, expert_index, self.n_experts), self.n_experts + 1)
         keep = wanted & (rank < capacity)
-        aux = balance_losses(self.config, probs_TE, expert_indices_TK, logits_TE, batch_size) if self.training else {}
+        aux, counts_E = {}, None
+        if self.training:  # f_i counts first choices only: GShard Algorithm 1's ce, Switch Eq. 5 (top-1 anyway)
+            first_T1 = expert_indices_TK[:, :1]
+            counts_E = choice_counts(first_T1, self.n_experts)
+            aux = balance_losses(self.config, probs_TE, first_T1, counts_E, logits_TE, batch_size,
+                                 self.balance_counts_E)
         stats = RouterStats(count_per_expert(expert_index[keep], self.n_experts), (wanted & ~keep).sum())
-        return Routing(token_index[keep], expert_index[keep], weight[keep], aux, stats)
+        return Routing(token_index[keep], expert_index[keep], weight[keep], aux, stats, counts_E)
 
     def combine_weights(self, top_probs_TK: torch.Tensor) -> torch.Tensor:
         return top_probs_TK
@@ -58,7 +63,12 @@ class SwitchRouter(CapacityRouter):
 
 class GShardRouter(CapacityRouter):
     """GShard top-2: gates renormalised over the two choices; in training the second expert is used
-    only with probability min(1, 2 * g_2) (random routing, GShard Sec. 2.2 / Algorithm 1)."""
+    only with probability min(1, 2 * g_2) (random routing, GShard Sec. 2.2 / Algorithm 1).
+
+    Its balance loss counts first choices only (Algorithm 1: ce = mean_s of the top-1 one-hot, me = mean_s of
+    the gates): alpha * sum_e f_e P_e with f_e = E * ce_e and P_e = me_e is alpha * E^2 * mean_e(ce_e me_e),
+    exactly fairseq's and DeepSpeed's top2gating l_aux (mean(me * ce) * E * E) times alpha, 1 * alpha under
+    uniform routing; the paper's own (1/E) sum_e ce_e me_e is that over E^2."""
 
     def combine_weights(self, top_probs_TK: torch.Tensor) -> torch.Tensor:
         return top_probs_TK / top_probs_TK.sum(dim=-1, keepdim=True)

@@ -46,7 +46,7 @@ class SigmoidTopKRouter(Router):
         affinity_TK = scores_TE.gather(1, expert_indices_TK)
         probs_TE = scores_TE / scores_TE.sum(dim=-1, keepdim=True)  # s'_{i,t} of Eq. 19
         routing = token_choice_routing(cfg, expert_indices_TK, normalise_and_scale(affinity_TK, cfg), probs_TE,
-                                       logits_TE, batch_size, self.training)
+                                       logits_TE, batch_size, self.training, self.balance_counts_E)
         if self.training:  # the bias follows the router's choices, counted before any device-level dropping
             self.load_since_update += routing.stats.tokens_per_expert.to(torch.float32)
         return drop_over_device_capacity(cfg, routing, affinity_TK, token_ids_T, batch_size, self.training)

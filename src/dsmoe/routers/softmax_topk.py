@@ -21,5 +21,5 @@ class SoftmaxTopKRouter(Router):
         expert_indices_TK = choice_TE.topk(self.top_k, dim=-1).indices
         affinity_TK = probs_TE.gather(1, expert_indices_TK)
         routing = token_choice_routing(cfg, expert_indices_TK, normalise_and_scale(affinity_TK, cfg), probs_TE,
-                                       logits_TE, batch_size, self.training)
+                                       logits_TE, batch_size, self.training, self.balance_counts_E)
         return drop_over_device_capacity(cfg, routing, affinity_TK, token_ids_T, batch_size, self.training)
