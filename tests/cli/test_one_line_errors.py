@@ -3,6 +3,7 @@ starts: each ends `dsmoe` with one line on stderr naming the file, and a non-zer
 
 import errno
 import math
+import os
 import signal
 import subprocess
 
@@ -97,3 +98,15 @@ def test_ctrl_c_before_training_starts_exits_130_in_one_line(tmp_path):
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "dsmoe train: interrupted" and "Traceback" not in stderr
     assert not (out / "checkpoints").exists() or list((out / "checkpoints").iterdir()) == []
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    """`dsmoe params ... | head -1`: the closed pipe ends dsmoe quietly with 141 (128 + SIGPIPE)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before dsmoe writes anything: its first write fails
+    try:
+        finished = subprocess.run([str(DSMOE), "params", "--preset", "paper-16b"], env=cli_env(), stdout=write_end,
+                                  stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert finished.returncode == 141 and finished.stderr == b"", finished.stderr

@@ -6,6 +6,7 @@ import signal
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report Ctrl-C
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141: the reader of stdout went away (dsmoe ... | head)
 
 
 def for_stop(stopped_early: str | None) -> int:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from dsmoe.cli import convert_cmd, demo_cmd, eval_cmd, generate_cmd, params_cmd, train_cmd
-from dsmoe.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED
+from dsmoe.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED
 from dsmoe.train.loop import NonFiniteLossError
 from dsmoe.train.tensorboard import MissingDependencyError
 
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, MissingDependencyError) as error:  # bad input or setup
         print(f"{prefix}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # not an error of ours: quiet, and no second one when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as error:  # unreadable or missing files, a full disk
         print(f"{prefix}: error: {describe(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
