@@ -13,6 +13,7 @@ SMOKE_RUNS = {
     "train_mfu": (["train_mfu.py", "--quick", "--device", "cpu"], "MFU"),
     "moe_layer": (["moe_layer.py", "--quick", "--layouts", "e64k8", "--impls", "dense", "dsmoe-grouped_mm",
                    "--repeats", "1"], "median time / dense median"),
+    "balance_scope": (["balance_scope.py", "--quick"], "time / micro_batch"),
 }
 
 
