@@ -87,6 +87,7 @@ class Router(nn.Module, ABC):
     """
 
     has_gate: bool = True
+    token_choice: bool = True  # each token picks at most top_k experts (what a routing trace records)
     HF_TENSOR_NAMES: ClassVar[dict[str, str]] = {"weight": "weight"}  # own state-dict name -> name under `gate.`
 
     def __init__(self, config: ModelConfig):

@@ -18,6 +18,8 @@ class ExpertChoiceRouter(Router):
     with C = ceil(capacity_factor * T * k / E) (Zhou et al. Eq. 1). Balanced by construction: no
     balance loss; tokens picked by no expert are reported as dropped."""
 
+    token_choice = False
+
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing:
         logits_TE = self.logits(x_TD)
         probs_TE = logits_TE.softmax(dim=-1)

@@ -16,6 +16,8 @@ class SoftMoERouter(Router):
     """Logits = X Phi with Phi [D, E * p]; D = softmax over tokens (Eq. 1), C = softmax over slots
     (Eq. 3), per sequence. p = config.slots_per_expert matches top-k FLOPs at max_seq_len."""
 
+    token_choice = False
+
     @staticmethod
     def gate_rows(config: ModelConfig) -> int:
         return config.n_routed_experts * config.slots_per_expert
