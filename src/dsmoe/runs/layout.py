@@ -6,6 +6,8 @@
     RUN/tensorboard/                TensorBoard event files (train.tensorboard=true)
     RUN/loss.png                    the loss curve the demo plots
     RUN/train.lock                  held (flock) by the process training the run; names it (runs.lock)
+    RUN/analysis/                   what `dsmoe analyze` writes: report.html, numbers.json, the PNG plots, and
+                                    traces/NAME/, one routing trace per checkpoint and data set (analysis.trace)
     RUN/checkpoints/step_00000100/  one checkpoint: model.safetensors, trainer_state.pt, config.toml and
                                     manifest.json, the size and sha256 of each of the others (runs.checkpoint)
 
@@ -57,6 +59,7 @@ class RunDir:
     loss_plot_path = entry("loss.png")
     lock_path = entry("train.lock")
     checkpoints_dir = entry("checkpoints")
+    analysis_dir = entry("analysis")
 
     def __post_init__(self):
         self.path = Path(self.path)
