@@ -56,3 +56,24 @@ def test_arrays_are_npy_files_numpy_reads(tmp_path):
 def test_soft_moe_is_refused(tmp_path):
     with pytest.raises(ValueError, match="router='soft_moe' is not a token-choice router"):
         record_trace(tiny_model(router="soft_moe"), domain_tokens(SEQ_LEN), SEQ_LEN, tmp_path / "trace")
+
+
+def test_entropy_is_that_of_the_routers_distribution(tmp_path):
+    model = tiny_model().eval()
+    trace = record_trace(model, domain_tokens(SEQ_LEN), SEQ_LEN, tmp_path / "trace")
+    assert trace.has_entropy
+    ids_BL = torch.from_numpy(np.asarray(trace.token_ids, dtype=np.int64).reshape(-1, SEQ_LEN))
+    inputs = {}
+    router = model.layers[trace.moe_layers[0]].ffn.router
+    handle = router.register_forward_pre_hook(lambda module, args: inputs.update(x=args[0]))
+    with torch.no_grad():
+        model(ids_BL)
+    handle.remove()
+    probs_TE = router.affinities(inputs["x"])
+    expected = -(probs_TE * probs_TE.log()).sum(-1).detach()
+    assert np.allclose(trace.entropy(trace.moe_layers[0]), expected.numpy(), atol=1e-5)
+
+
+def test_a_router_without_gate_records_no_entropy(tmp_path):
+    trace = record_trace(tiny_model(router="hash"), domain_tokens(SEQ_LEN), SEQ_LEN, tmp_path / "trace")
+    assert not trace.has_entropy and not (tmp_path / "trace" / "entropy_0.npy").exists()

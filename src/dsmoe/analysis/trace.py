@@ -3,12 +3,16 @@
 On disk, a directory TRACE/ that numpy alone reads (np.load(path, mmap_mode="r")):
 
     meta.json          {"format": 1, "moe_layers": [layer indices], "n_experts": E, "top_k": K,
-                        "domains": [names], "checkpoint": path or null, "seq_len": L, "n_tokens": T}
+                        "domains": [names], "checkpoint": path or null, "seq_len": L, "n_tokens": T,
+                        "entropy": whether entropy_{l}.npy files exist}
     token_ids.npy      [T] int32     the input tokens, in corpus order, window of L after window of L
     domains.npy        [T] int16     each token's domain, an index into meta["domains"]
     experts_{l}.npy    [T, K] int16  for MoE layer l, the experts the token was sent to, in the router's
                                      order; -1 in the slots of pairs a capacity limit dropped (they come last)
     weights_{l}.npy    [T, K] float32 the weight of each of those experts' outputs (0 where dropped)
+    entropy_{l}.npy    [T] float32   the entropy, in nats, of the router's distribution over all E experts for
+                                     the token (Router.affinities); absent for routers without a gate (hash),
+                                     and meta["entropy"] is then false
 
 The arrays are memory-mapped files sized up front and filled batch by batch, so recording a large corpus takes
 no more RAM than a small one. The routers are observed by forward hooks registered from here and removed after:
@@ -17,6 +21,7 @@ the model knows nothing of tracing. Token-choice routers only (Router.token_choi
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -41,6 +46,10 @@ def weights_name(layer: int) -> str:
     return f"weights_{layer}.npy"
 
 
+def entropy_name(layer: int) -> str:
+    return f"entropy_{layer}.npy"
+
+
 class Trace:
     """An opened trace directory: its meta.json as properties and its arrays memory-mapped read-only."""
 
@@ -59,6 +68,7 @@ class Trace:
     domain_names = property(lambda self: list(self.meta["domains"]))
     seq_len = property(lambda self: int(self.meta["seq_len"]))
     n_tokens = property(lambda self: int(self.meta["n_tokens"]))
+    has_entropy = property(lambda self: bool(self.meta.get("entropy", False)))
     token_ids = property(lambda self: self._array(TOKEN_IDS))
     domains = property(lambda self: self._array(DOMAINS))
 
@@ -69,6 +79,10 @@ class Trace:
     def weights(self, layer: int) -> np.ndarray:
         """[T, K] float32 weights of MoE layer `layer` (0: dropped)."""
         return self._array(weights_name(layer))
+
+    def entropy(self, layer: int) -> np.ndarray:
+        """[T] float32 router entropy in nats of MoE layer `layer` (only when has_entropy)."""
+        return self._array(entropy_name(layer))
 
 
 def pairs_to_slots(routing: Routing, n_tokens: int, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,11 +118,12 @@ def windows_of(domain_tokens: dict[str, np.ndarray], seq_len: int) -> list[tuple
             for start in range(0, len(tokens) - seq_len + 1, seq_len)]
 
 
-def open_arrays(out_dir: Path, layers: list[int], n_tokens: int, top_k: int) -> dict[str, np.ndarray]:
+def open_arrays(out_dir: Path, layers: list[int], n_tokens: int, top_k: int, entropy: bool) -> dict[str, np.ndarray]:
     """The trace's .npy files, created at their full size and memory-mapped for writing."""
     shapes = {TOKEN_IDS: ((n_tokens,), np.int32), DOMAINS: ((n_tokens,), np.int16),
               **{experts_name(layer): ((n_tokens, top_k), np.int16) for layer in layers},
-              **{weights_name(layer): ((n_tokens, top_k), np.float32) for layer in layers}}
+              **{weights_name(layer): ((n_tokens, top_k), np.float32) for layer in layers},
+              **{entropy_name(layer): ((n_tokens,), np.float32) for layer in (layers if entropy else [])}}
     return {name: np.lib.format.open_memmap(out_dir / name, mode="w+", dtype=dtype, shape=shape)
             for name, (shape, dtype) in shapes.items()}
 
@@ -124,10 +139,14 @@ def record_trace(model: nn.Module, domain_tokens: dict[str, np.ndarray], seq_len
         raise ValueError(f"no domain has seq_len={seq_len} tokens: nothing to trace")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    arrays = open_arrays(out_dir, list(routers), len(windows) * seq_len, top_k)
-    caught: dict[int, Routing] = {}
-    handles = [router.register_forward_hook(lambda module, args, routing, layer=layer: caught.update({layer: routing}))
-               for layer, router in routers.items()]
+    entropy = all(router.has_gate for router in routers.values())
+    arrays = open_arrays(out_dir, list(routers), len(windows) * seq_len, top_k, entropy)
+    caught: dict[int, tuple[Routing, torch.Tensor | None]] = {}
+
+    def catch(router: nn.Module, args: tuple, routing: Routing, layer: int) -> None:
+        caught[layer] = (routing, torch.special.entr(router.affinities(args[0])).sum(-1) if entropy else None)
+
+    handles = [router.register_forward_hook(functools.partial(catch, layer=layer)) for layer, router in routers.items()]
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
     token_arrays = list(domain_tokens.values())
@@ -139,10 +158,12 @@ def record_trace(model: nn.Module, domain_tokens: dict[str, np.ndarray], seq_len
             rows = slice(first * seq_len, (first + len(batch)) * seq_len)
             arrays[TOKEN_IDS][rows] = ids_BL.reshape(-1)
             arrays[DOMAINS][rows] = np.repeat([domain for domain, _, _ in batch], seq_len)
-            for layer, routing in caught.items():
+            for layer, (routing, entropy_T) in caught.items():
                 experts_TK, weights_TK = pairs_to_slots(routing, ids_BL.size, top_k)
                 arrays[experts_name(layer)][rows] = experts_TK.cpu().numpy()
                 arrays[weights_name(layer)][rows] = weights_TK.cpu().numpy()
+                if entropy_T is not None:
+                    arrays[entropy_name(layer)][rows] = entropy_T.float().cpu().numpy()
     finally:
         for handle in handles:
             handle.remove()
@@ -151,6 +172,6 @@ def record_trace(model: nn.Module, domain_tokens: dict[str, np.ndarray], seq_len
         array.flush()
     meta = {"format": FORMAT, "moe_layers": list(routers), "n_experts": model.config.n_routed_experts,
             "top_k": top_k, "domains": list(domain_tokens), "checkpoint": str(checkpoint) if checkpoint else None,
-            "seq_len": seq_len, "n_tokens": len(windows) * seq_len}
+            "seq_len": seq_len, "n_tokens": len(windows) * seq_len, "entropy": entropy}
     (out_dir / META).write_text(json.dumps(meta, indent=1) + "\n")
     return Trace(out_dir)

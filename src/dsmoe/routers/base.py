@@ -97,6 +97,7 @@ class Router(nn.Module, ABC):
         self.top_k = config.n_activated_experts
         self.balance_phase = "off"
         self.global_counts_E: torch.Tensor | None = None
+        self.disabled_E: torch.Tensor | None = None  # [E] bool, set by disable_experts; not part of the state
         self.register_forward_hook(add_global_counts)
         if self.has_gate:
             self.weight = nn.Parameter(torch.empty(self.gate_rows(config), config.hidden_size))
@@ -106,9 +107,34 @@ class Router(nn.Module, ABC):
         return config.n_routed_experts
 
     def logits(self, x_TD: torch.Tensor) -> torch.Tensor:
-        """Router logits in fp32 even under autocast (routing decisions are precision-sensitive)."""
+        """Router logits in fp32 even under autocast (routing decisions are precision-sensitive); -inf for the
+        disabled experts, so that no token can choose them."""
         with torch.autocast(device_type=x_TD.device.type, enabled=False):
-            return nn.functional.linear(x_TD.float(), self.weight.float())
+            logits_TE = nn.functional.linear(x_TD.float(), self.weight.float())
+        return logits_TE if self.disabled_E is None else logits_TE.masked_fill(self.disabled_E, float("-inf"))
+
+    def affinities(self, x_TD: torch.Tensor) -> torch.Tensor:
+        """[T, E]: the router's distribution over all experts for each token (rows sum to 1), the softmax of its
+        logits; what its entropy is measured on."""
+        return self.logits(x_TD).softmax(dim=-1)
+
+    def disable_experts(self, experts: list[int]) -> None:
+        """From now on no token chooses these experts and each picks its top-K among the others (DeepSeekMoE
+        Sec. 4.5's probe; pruning); [] enables every expert again. Token-choice routers with a gate only."""
+        name = type(self).__name__
+        if experts and not (self.has_gate and self.token_choice):
+            raise ValueError(f"{name} cannot disable experts: only token-choice routers with a gate choose by "
+                             "scores that can exclude an expert")
+        outside = sorted({e for e in experts if not 0 <= e < self.n_experts})
+        if outside:
+            raise ValueError(f"experts {outside} do not exist (n_routed_experts={self.n_experts})")
+        if self.n_experts - len(set(experts)) < self.top_k:
+            raise ValueError(f"disabling {len(set(experts))} of {self.n_experts} experts leaves fewer than "
+                             f"n_activated_experts={self.top_k} for each token to choose")
+        self.disabled_E = None
+        if experts:
+            self.disabled_E = torch.zeros(self.n_experts, dtype=torch.bool, device=self.weight.device)
+            self.disabled_E[list(experts)] = True
 
     @abstractmethod
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing | SoftRouting:

@@ -41,15 +41,24 @@ class SigmoidTopKRouter(Router):
         scores_TE = logits_TE.sigmoid()
         cfg = self.config
         biased_TE = scores_TE + self.expert_bias
+        if self.disabled_E is not None:  # sigmoid(-inf) = 0, but a large bias could still select them
+            biased_TE = biased_TE.masked_fill(self.disabled_E, float("-inf"))
         choice_TE = limit_to_groups(biased_TE, cfg.n_group, cfg.topk_group, cfg.group_score_size)
         expert_indices_TK = choice_TE.topk(self.top_k, dim=-1).indices
         affinity_TK = scores_TE.gather(1, expert_indices_TK)
-        probs_TE = scores_TE / scores_TE.sum(dim=-1, keepdim=True)  # s'_{i,t} of Eq. 19
+        probs_TE = self.normalised(scores_TE)
         routing = token_choice_routing(cfg, expert_indices_TK, normalise_and_scale(affinity_TK, cfg), probs_TE,
                                        logits_TE, batch_size, self.training, self.balance_counts_E)
         if self.training:  # the bias follows the router's choices, counted before any device-level dropping
             self.load_since_update += routing.stats.tokens_per_expert.to(torch.float32)
         return drop_over_device_capacity(cfg, routing, affinity_TK, token_ids_T, batch_size, self.training)
+
+    @staticmethod
+    def normalised(scores_TE: torch.Tensor) -> torch.Tensor:
+        return scores_TE / scores_TE.sum(dim=-1, keepdim=True)  # s'_{i,t} of Eq. 19
+
+    def affinities(self, x_TD: torch.Tensor) -> torch.Tensor:
+        return self.normalised(self.logits(x_TD).sigmoid())
 
     @torch.no_grad()
     def init_weights(self, std: float) -> None:
