@@ -6,8 +6,8 @@
     RUN/tensorboard/                TensorBoard event files (train.tensorboard=true)
     RUN/loss.png                    the loss curve the demo plots
     RUN/train.lock                  held (flock) by the process training the run; names it (runs.lock)
-    RUN/analysis/                   what `dsmoe analyze` writes: report.html, numbers.json, the PNG plots, and
-                                    traces/NAME/, one routing trace per checkpoint and data set (analysis.trace)
+    RUN/analysis/report/            what `dsmoe analyze` writes by default: report.html, numbers.json, PNG plots
+    RUN/analysis/traces/NAME/       one routing trace per checkpoint and data set (analysis.trace_store)
     RUN/checkpoints/step_00000100/  one checkpoint: model.safetensors, trainer_state.pt, config.toml and
                                     manifest.json, the size and sha256 of each of the others (runs.checkpoint)
 
@@ -43,6 +43,11 @@ class CheckpointDir:
     def __post_init__(self):
         self.path = Path(self.path)
 
+    @property
+    def step(self) -> int:
+        """The optimizer step it was saved at, read from its name (step_00000100 -> 100)."""
+        return int(self.path.name.removeprefix(CHECKPOINT_PREFIX))
+
     def __str__(self) -> str:
         return str(self.path)
 
@@ -59,7 +64,8 @@ class RunDir:
     loss_plot_path = entry("loss.png")
     lock_path = entry("train.lock")
     checkpoints_dir = entry("checkpoints")
-    analysis_dir = entry("analysis")
+    analysis_report_dir = entry("analysis/report")
+    traces_dir = entry("analysis/traces")
 
     def __post_init__(self):
         self.path = Path(self.path)

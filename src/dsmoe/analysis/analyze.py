@@ -1,0 +1,98 @@
+"""`dsmoe analyze`: every analysis of a run's experts, from one routing trace and a few probes, into a directory
+holding numbers.json (every number), the PNG plots and one self-contained report.html.
+
+Steps: open the run's checkpoint and the data (analysis.domain_data); record or reopen the routing trace
+(analysis.trace_store); the trace's statistics per layer (analysis.trace_numbers); load over training from
+metrics.jsonl; the model's own numbers (shared against routed output, redundancy, routing stability across the
+kept checkpoints, the expert-disabling and shared-expert probes: analysis.model_numbers); then the report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from dsmoe.analysis.domain_data import DomainData, analysis_data
+from dsmoe.analysis.load_balance import load_over_training
+from dsmoe.analysis.model_numbers import ProbeData, disabling_curve, model_numbers, stability_numbers
+from dsmoe.analysis.report import NUMBERS, REPORT, write_analysis
+from dsmoe.analysis.trace_numbers import trace_numbers
+from dsmoe.analysis.trace_store import stored_trace
+from dsmoe.runs import CheckpointDir, LoadedRun, RunDir, load_run
+from dsmoe.train.metrics import read_metrics
+
+DEFAULT_MAX_TOKENS = 1 << 18  # per domain: enough for stable shares, bounded time on a CPU
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Where the analysis went, and its numbers (what numbers.json holds)."""
+
+    out_dir: Path
+    numbers: dict
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / REPORT
+
+
+def checkpoint_of(run: RunDir, step: int | None) -> CheckpointDir | None:
+    """The checkpoint of --checkpoint STEP (None: the newest intact one), refused naming the steps there are."""
+    if step is None:
+        return None
+    chosen = run.checkpoint(step)
+    if not chosen.path.is_dir():
+        steps = [checkpoint.step for checkpoint in run.checkpoints()]
+        raise ValueError(f"--checkpoint {step}: {run.path} has no checkpoint of step {step} (it has: {steps or 'none'})")
+    return chosen
+
+
+def opened(run_dir: str | Path, data: str | None, max_tokens: int, step: int | None = None
+           ) -> tuple[RunDir, LoadedRun, DomainData]:
+    run = RunDir(run_dir)
+    chosen = checkpoint_of(run, step)
+    loaded = load_run(run.path, chosen.path if chosen else None)
+    return run, loaded, analysis_data(loaded.config, loaded.tokenizer, run.tokenizer_path, data, max_tokens)
+
+
+def run_numbers(run: RunDir, loaded: LoadedRun, data: DomainData, probes: bool, probe_batches: int) -> dict:
+    """Everything about one run's checkpoint on `data` (see the module docstring)."""
+    config, model = loaded.config, loaded.model
+    checkpoint = CheckpointDir(loaded.checkpoint)
+    seq_len, batch_size = config.data.seq_len, config.train.batch_size
+    trace = stored_trace(run.traces_dir, model, checkpoint, data.tokens, seq_len, batch_size)
+    numbers = {"run": str(run.path), "checkpoint": str(checkpoint.path), "step": checkpoint.step,
+               "data": data.described, "domains": trace.domain_names, "n_tokens": trace.n_tokens,
+               "moe_layers": trace.moe_layers, "n_experts": trace.n_experts, "top_k": trace.top_k,
+               "router": config.model.router,
+               "layers": trace_numbers(trace, loaded.tokenizer.decode, config.model.vocab_size, batch_size * seq_len)}
+    if run.metrics_path.is_file():
+        numbers["over_training"] = load_over_training(read_metrics(run.metrics_path))
+    probe_data = ProbeData(data.tokens, seq_len, batch_size, loaded.tokenizer, probe_batches)
+    numbers.update(model_numbers(model, trace, probe_data, probes))
+    numbers["stability"] = stability_numbers(run, checkpoint, trace, data.tokens, seq_len, batch_size)
+    return numbers
+
+
+def analyze_run(run_dir: str | Path, data: str | None = None, step: int | None = None,
+                compare: tuple[str | Path, ...] = (), out: str | Path | None = None,
+                max_tokens: int = DEFAULT_MAX_TOKENS, probes: bool = True, probe_batches: int = 8) -> Analysis:
+    """Analyse the experts of run `run_dir` (its newest intact checkpoint, or that of `step`) on `data` (see
+    analysis.domain_data), with the expert-disabling probe of each `compare` run on one plot; write numbers.json,
+    the plots and report.html to `out` (default RUN/analysis/report/), replacing an earlier analysis there only
+    once the new one is complete."""
+    run, loaded, domain_data = opened(run_dir, data, max_tokens, step)
+    others = [opened(other, data, max_tokens) for other in compare]  # every run opens before any work is done
+    for other_run, other_loaded, _ in others:
+        if not other_loaded.config.model.moe_layers:
+            raise ValueError(f"--compare {str(other_run.path)!r} has no MoE layer: no experts to disable")
+    numbers = run_numbers(run, loaded, domain_data, probes, probe_batches)
+    if probes and "expert_disabling" in numbers:
+        curves = {run.path.name: numbers.pop("expert_disabling")}
+        for other_run, other_loaded, other_data in others:
+            curves[other_run.path.name] = disabling_curve(other_run, other_loaded, other_data.tokens, probe_batches)
+        numbers["expert_disabling"] = curves
+    out_dir = Path(out) if out else run.analysis_report_dir
+    write_analysis(out_dir, numbers, run.metrics_path)
+    return Analysis(out_dir, json.loads((out_dir / NUMBERS).read_text()))

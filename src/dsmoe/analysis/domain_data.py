@@ -1,0 +1,58 @@
+"""The text an analysis routes, as token ids per domain, tokenized with the analysed run's own tokenizer.
+
+    None       the run's validation split (of the corpus it recorded, refused if that text changed)
+    "domains"  the held-out text of the built-in four-domain corpus (bible, prose_docs, python_code, c_headers)
+    PATH       every file of PATH (a file, directory, glob or built-in corpus), all of its text, one domain per file
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from dsmoe.data import prepare_data, resolve_corpus, tokenize_whole_files
+from dsmoe.data.tokens import tokenize_split
+from dsmoe.runs import RunConfig
+
+DOMAINS_CORPUS = "domains"
+
+
+@dataclass(frozen=True)
+class DomainData:
+    """Token ids per domain (at most max_tokens each), and a sentence saying what they are."""
+
+    tokens: dict[str, np.ndarray]
+    described: str
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(tokens) for tokens in self.tokens.values())
+
+
+def analysis_data(config: RunConfig, tokenizer: Tokenizer, tokenizer_path: Path, data: str | None,
+                  max_tokens: int) -> DomainData:
+    """The domains to route (see the module docstring), each cut to its first max_tokens tokens."""
+    if max_tokens < config.data.seq_len:
+        raise ValueError(f"--max-tokens={max_tokens} is below the run's seq_len={config.data.seq_len}: "
+                         "not one window to route")
+    cache_dir = Path(config.data.cache_dir).expanduser()
+    if data is None:
+        split = prepare_data(config.data, tokenizer_path, config.model.vocab_size, reuse_tokenizer=True).val
+        described = f"the validation split of {config.data.path}"
+    elif data == DOMAINS_CORPUS:
+        texts = {document.domain: document.val_text for document in resolve_corpus(DOMAINS_CORPUS).documents}
+        split = tokenize_split("analysis", texts, tokenizer, cache_dir)
+        described = "the held-out text of the built-in four-domain corpus"
+    else:
+        whole = tokenize_whole_files(data, tokenizer, cache_dir)
+        split, described = whole.split, f"all the text of {data}"
+    tokens = {domain: split.domain_tokens(domain)[:max_tokens] for domain in split.domains}
+    short = [domain for domain, ids in tokens.items() if len(ids) < config.data.seq_len]
+    if len(short) == len(tokens):
+        raise ValueError(f"no domain of {described} has seq_len={config.data.seq_len} tokens: nothing to route")
+    tokens = {domain: ids for domain, ids in tokens.items() if domain not in short}
+    skipped = f"; skipped, shorter than seq_len: {', '.join(short)}" if short else ""
+    return DomainData(tokens, f"{described} ({sum(map(len, tokens.values())):,} tokens{skipped})")

@@ -1,0 +1,71 @@
+"""Probes that change what the model may use and measure the loss: DeepSeekMoE's Figure 4 (disable the most-routed
+experts, tokens choose among the rest) and the removal of the shared experts. Applied from outside, undone after."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from dsmoe.analysis.trace import moe_routers
+
+
+@contextmanager
+def experts_disabled(model: nn.Module, per_layer: dict[int, list[int]]) -> Iterator[None]:
+    """Within the block, MoE layer l's router never chooses the experts per_layer[l] (Router.disable_experts)."""
+    routers = moe_routers(model)
+    unknown = sorted(set(per_layer) - set(routers))
+    if unknown:
+        raise ValueError(f"layers {unknown} are not MoE layers (the MoE layers are {sorted(routers)})")
+    try:
+        for layer, experts in per_layer.items():
+            routers[layer].disable_experts(list(experts))
+        yield
+    finally:
+        for layer in per_layer:
+            routers[layer].disable_experts([])
+
+
+@contextmanager
+def shared_experts_removed(model: nn.Module) -> Iterator[None]:
+    """Within the block, every MoE layer's shared experts output zeros (so their gated term is zero too)."""
+    shared = [block.ffn.shared_experts for block in model.layers if block.is_moe and block.ffn.shared_experts]
+    if not shared:
+        raise ValueError("the model has no shared experts to remove (n_shared_experts=0)")
+    handles = [module.register_forward_hook(lambda module, args, output: torch.zeros_like(output))
+               for module in shared]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def most_routed_experts(load_E: np.ndarray, k: int) -> list[int]:
+    """The k experts with the highest load, highest first (ties: the lower index)."""
+    return np.argsort(-np.asarray(load_E), kind="stable")[:k].tolist()
+
+
+def expert_disabling_curve(model: nn.Module, loads: dict[int, np.ndarray], evaluate: Callable[[nn.Module], float],
+                           max_disabled: int = 4) -> list[dict]:
+    """DeepSeekMoE Fig. 4: for k = 0..max_disabled, the loss `evaluate` gives with each MoE layer's k most-routed
+    experts (by `loads`, layer -> tokens per expert) disabled; k stops where fewer than top_k experts would remain."""
+    top_k, n_experts = model.config.n_activated_experts, model.config.n_routed_experts
+    points = []
+    for k in tqdm(range(min(max_disabled, n_experts - top_k) + 1), desc="disabling experts", unit="k"):
+        disabled = {layer: most_routed_experts(load_E, k) for layer, load_E in loads.items()}
+        with experts_disabled(model, disabled):
+            points.append({"k": k, "loss": float(evaluate(model)), "disabled": {str(l): e for l, e in disabled.items()}})
+    return points
+
+
+def shared_expert_probe(model: nn.Module, evaluate: Callable[[nn.Module], float]) -> dict:
+    """The loss with and without the shared experts, and the jump."""
+    loss = float(evaluate(model))
+    with shared_experts_removed(model):
+        without = float(evaluate(model))
+    return {"loss": loss, "loss_without_shared": without, "jump": without - loss}

@@ -1,0 +1,50 @@
+"""Writing an analysis: numbers.json, every section's PNGs and the self-contained report.html, into a temporary
+directory renamed over the output only once all of it is written (an earlier analysis there survives a failure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dsmoe.analysis import report_probe_sections as probe_sections
+from dsmoe.analysis import report_sections as sections
+from dsmoe.analysis.plots import plot_loss_curve
+from dsmoe.analysis.report_html import Figure, Section, Table, write_report
+from dsmoe.atomic import atomic_directory
+
+REPORT = "report.html"
+NUMBERS = "numbers.json"
+SECTIONS = (sections.load_section, sections.domains_section, sections.tokens_section, sections.coactivation_section,
+            probe_sections.shared_section, probe_sections.redundancy_section, probe_sections.stability_section,
+            probe_sections.disabling_section)
+
+
+def check_output(out_dir: Path) -> None:
+    """Refuse an output directory holding anything but an earlier analysis: it would be replaced."""
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / NUMBERS).is_file())):
+        raise ValueError(f"--out {str(out_dir)!r} exists and is not an earlier analysis (no {NUMBERS}); choose an "
+                         "empty or new directory")
+
+
+def overview_section(numbers: dict, out: Path, metrics_path: Path | None) -> Section:
+    rows = [["run", numbers["run"]], ["checkpoint", numbers["checkpoint"]], ["data", numbers["data"]],
+            ["router", numbers["router"]], ["routed experts / chosen per token", f"{numbers['n_experts']} / "
+                                            f"{numbers['top_k']}"],
+            ["MoE layers", ", ".join(map(str, numbers["moe_layers"]))], ["tokens routed", numbers["n_tokens"]]]
+    blocks = [Table("What was analysed", ["", ""], rows)]
+    if metrics_path is not None and metrics_path.is_file():
+        blocks.append(Figure("Training curve", plot_loss_curve(metrics_path, out / "loss_curve.png")))
+    return Section("overview", "Overview", "", blocks)
+
+
+def write_analysis(out_dir: Path, numbers: dict, metrics_path: Path | None = None) -> Path:
+    """numbers.json, the plots and report.html in `out_dir` (see the module docstring); returns the report's path."""
+    check_output(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out_dir, replace=True) as temporary:
+        (temporary / NUMBERS).write_text(json.dumps(numbers, indent=1) + "\n")
+        built = [overview_section(numbers, temporary, metrics_path)]
+        built += [section for build in SECTIONS if (section := build(numbers, temporary)) is not None]
+        write_report(temporary / REPORT, "Expert analysis", f"{numbers['run']} at step {numbers['step']}", built,
+                     numbers["moe_layers"], numbers)
+    return out_dir / REPORT
