@@ -13,4 +13,9 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[test]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
+# Headless Chromium and its driver, from Debian, for the browser test of the analysis report.
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && command -v apt-get >/dev/null \
+    && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 export PATH="$PWD/.venv/bin:$PATH"

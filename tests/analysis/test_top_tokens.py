@@ -35,10 +35,10 @@ def test_an_expert_never_chosen_has_no_positions_and_dropped_pairs_are_no_candid
     assert found[1] == []
 
 
-def test_context_stays_inside_the_tokens_window():
+def test_context_is_the_text_around_and_says_where_in_its_window():
     token_ids_T = np.arange(20)
     decode = lambda ids: " ".join(map(str, ids))  # noqa: E731
-    # seq_len 10: position 11 is the 2nd token of the 2nd window, so only token 10 comes before it.
-    assert in_context(token_ids_T, 11, 10, decode, before=5, after=2) == {"before": "10", "token": "11",
-                                                                        "after": "12 13"}
-    assert in_context(token_ids_T, 9, 10, decode, before=2, after=3) == {"before": "7 8", "token": "9", "after": ""}
+    assert in_context(token_ids_T, 11, 10, decode, before=3, after=2) == {"before": "8 9 10", "token": "11",
+                                                                        "after": "12 13", "in_window": 1}
+    assert in_context(token_ids_T, 18, 10, decode, before=2, after=3) == {"before": "16 17", "token": "18",
+                                                                        "after": "19", "in_window": 8}

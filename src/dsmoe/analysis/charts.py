@@ -37,10 +37,10 @@ def heatmap(matrix: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str
     zero cells are drawn in light grey, named in the colour bar's label."""
     matrix = np.asarray(matrix, dtype=float)
     rows, cols = matrix.shape
-    fig, ax = plt.subplots(figsize=(min(16, max(6, 2.5 + 0.22 * cols)), min(12, max(3, 1.6 + 0.35 * rows))))
+    fig, ax = plt.subplots(figsize=(min(16, max(8, 3.0 + 0.24 * cols)), min(12, max(3, 1.6 + 0.35 * rows))))
     colours = plt.get_cmap(cmap).copy()
     if log:
-        colours.set_bad("#dddddd")
+        colours = colours.with_extremes(bad="#dddddd")
         positive = matrix[matrix > 0]
         low = vmin or (positive.min() if positive.size else 1.0)
         high = vmax or (positive.max() if positive.size else 10.0)

@@ -55,7 +55,7 @@ def domains_section(numbers: dict, out: Path) -> Section:
         domains = numbers["layers"][key]["domains"]
         png = charts.heatmap(np.array(domains["share"]), out / f"domain_share_layer{key}.png",
                              f"Layer {key}: share of each domain's routing per expert", "routed expert", "domain",
-                             "share of the domain's token-expert pairs", row_labels=names, log=True)
+                             "share of the domain's pairs", row_labels=names, log=True)
         per_layer[int(key)] = [Figure(f"Routing share by domain, layer {key}", png,
                                       "Rows sum to 1; an expert specialised in a domain lights up in its row only.")]
     nmi = charts.curves(out / "domain_nmi.png", "Mutual information between domain and expert choice", "MoE layer",
@@ -93,7 +93,7 @@ def tokens_section(numbers: dict, out: Path) -> Section:
         total = max(1, sum(expert["load"] for expert in experts))
         rows = [[expert["expert"], expert["load"] / total,
                  " · ".join(f"{hit['token']!r} x{hit['ratio']:.1f}" for hit in expert["over_represented"][:5]) or "-",
-                 "\n".join(f"{hit['weight']:.3f} [{hit['domain']}] {in_context(hit)}"
+                 "\n".join(f"{hit['weight']:.3f} [{hit['domain']}, #{hit['in_window']} in window] {in_context(hit)}"
                            for hit in expert["top_weight"][:3]) or "-"] for expert in experts]
         per_layer[int(key)] = [Table(f"What each expert of layer {key} fires on",
                                      ["expert", "load share", "most over-represented tokens (x corpus frequency)",

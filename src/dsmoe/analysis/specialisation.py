@@ -85,13 +85,14 @@ def over_represented_tokens(counts_VE: np.ndarray, occurrences_V: np.ndarray, mi
                             top_n: int = 10) -> list[list[tuple[int, float, int]]]:
     """Per expert, up to top_n (token id, ratio, pairs) by ratio = (share of the token among the expert's
     pairs) / (share of the token among the corpus's tokens), over tokens with at least min_count pairs at
-    that expert (rare tokens would otherwise top every list by chance)."""
+    that expert (rare tokens would otherwise top every list by chance); equal ratios list the token with more
+    pairs first."""
     expert_share_VE = shares(counts_VE, counts_VE.sum(axis=0, keepdims=True))
     corpus_share_V1 = (occurrences_V / occurrences_V.sum())[:, None]
     ratio_VE = np.where(counts_VE >= min_count, shares(expert_share_VE, corpus_share_V1), 0.0)
     found = []
     for expert in range(counts_VE.shape[1]):
-        order = np.argsort(-ratio_VE[:, expert], kind="stable")[:top_n]
+        order = np.lexsort((-counts_VE[:, expert], -ratio_VE[:, expert]))[:top_n]  # ties: the more frequent
         found.append([(int(v), float(ratio_VE[v, expert]), int(counts_VE[v, expert]))
                       for v in order if ratio_VE[v, expert] > 0])
     return found

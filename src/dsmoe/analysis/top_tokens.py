@@ -42,10 +42,10 @@ def highest_weight_positions(experts_TK: np.ndarray, weights_TK: np.ndarray, n_e
 
 def in_context(token_ids_T: np.ndarray, position: int, seq_len: int, decode: Callable[[list[int]], str],
                before: int = 12, after: int = 4) -> dict[str, str]:
-    """The token at `position` decoded, with up to `before` / `after` tokens of its own window around it (a trace
-    holds windows of seq_len tokens; the model saw nothing across their borders)."""
-    window_start = position - position % seq_len
-    start, stop = max(window_start, position - before), min(window_start + seq_len, position + after + 1)
+    """The token at `position` decoded, with up to `before` / `after` tokens of text around it, and where it sat in
+    its window of seq_len tokens (the model saw only the window: the first token of one had no context at all)."""
+    start, stop = max(0, position - before), min(len(token_ids_T), position + after + 1)
     ids = np.asarray(token_ids_T[start:stop], dtype=np.int64).tolist()
     at = position - start
-    return {"before": decode(ids[:at]), "token": decode(ids[at:at + 1]), "after": decode(ids[at + 1:])}
+    return {"before": decode(ids[:at]), "token": decode(ids[at:at + 1]), "after": decode(ids[at + 1:]),
+            "in_window": position % seq_len}

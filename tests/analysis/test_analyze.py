@@ -1,0 +1,80 @@
+"""`dsmoe analyze` end to end on a tiny trained run: every output, the numbers' consistency, reuse and refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dsmoe.analysis.analyze import analyze_run
+from dsmoe.analysis.report import NUMBERS, REPORT
+from dsmoe.runs import RunDir
+from tests.train.tiny import one_thread, run_dsmoe
+
+SECTION_PNGS = ["load_heatmap.png", "load_over_training.png", "loss_curve.png", "domain_nmi.png", "domain_top10.png",
+                "vocabulary_specialisation.png", "shared_vs_routed.png", "routing_stability.png",
+                "expert_disabling.png"]
+
+
+def test_every_plot_the_json_and_the_report_are_written(analysis):
+    out = analysis.out_dir
+    assert out == RunDir(analysis.numbers["run"]).analysis_report_dir
+    layers = analysis.numbers["moe_layers"]
+    per_layer = [f"{kind}_layer{layer}.png" for layer in layers
+                 for kind in ("domain_share", "coactivation", "redundancy_outputs", "redundancy_weights")]
+    for name in SECTION_PNGS + per_layer:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert json.loads((out / NUMBERS).read_text()) == analysis.numbers
+    page = (out / REPORT).read_text()
+    assert page.count("data:image/png;base64,") == len(SECTION_PNGS) + len(per_layer)
+
+
+def test_numbers_agree_with_each_other(analysis):
+    numbers = analysis.numbers
+    assert sorted(numbers["domains"]) == ["bible", "c_headers", "prose_docs", "python_code"]
+    for layer in numbers["moe_layers"]:
+        stats = numbers["layers"][str(layer)]
+        load = np.array(stats["load"]["tokens_per_expert"])
+        assert load.sum() == numbers["n_tokens"] * numbers["top_k"]  # dropless: every token kept its K pairs
+        assert np.allclose(np.array(stats["domains"]["share"]).sum(axis=1), 1.0)
+        assert 0.0 <= stats["domains"]["nmi"] <= 1.0
+        assert [expert["load"] for expert in stats["experts"]] == load.tolist()
+    assert [entry["step"] for entry in numbers["stability"]] == [3]  # the other kept checkpoint
+    disabling = numbers["expert_disabling"][RunDir(numbers["run"]).path.name]
+    assert [point["k"] for point in disabling] == [0, 1, 2]  # 4 experts, top-2: at most 2 can go
+
+
+def test_disabling_zero_experts_is_the_plain_loss_and_disabling_changes_it(analysis):
+    disabling = next(iter(analysis.numbers["expert_disabling"].values()))
+    probe = analysis.numbers["shared_expert_probe"]
+    assert disabling[0]["loss"] == probe["loss"]  # k = 0 disables nothing: the very same evaluation
+    assert disabling[1]["loss"] != disabling[0]["loss"]
+    assert probe["loss_without_shared"] != probe["loss"]
+
+
+def test_the_trace_is_recorded_once_and_reused(analysis, tmp_path):
+    run = RunDir(analysis.numbers["run"])
+    traces = sorted(path.name for path in run.traces_dir.iterdir())
+    assert len(traces) == 2  # the analysed checkpoint and the other one, for stability
+    stamps = {name: (run.traces_dir / name / "meta.json").stat().st_mtime_ns for name in traces}
+    with one_thread():
+        again = analyze_run(run.path, out=tmp_path / "again", probes=False)
+    assert sorted(path.name for path in run.traces_dir.iterdir()) == traces
+    assert {name: (run.traces_dir / name / "meta.json").stat().st_mtime_ns for name in traces} == stamps
+    assert again.numbers["layers"] == analysis.numbers["layers"]
+    assert "expert_disabling" not in again.numbers
+
+
+def test_an_output_directory_with_other_files_is_refused_before_any_work(analysis, tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="is not an earlier analysis"):
+        analyze_run(analysis.numbers["run"], out=tmp_path)
+    assert [path.name for path in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_cli_refusals_name_the_input(analysis, tmp_path):
+    missing = run_dsmoe(["analyze", "--run", str(tmp_path / "nope")])
+    assert missing.returncode == 2 and "is not a run directory" in missing.stderr
+    step = run_dsmoe(["analyze", "--run", analysis.numbers["run"], "--checkpoint", "5"])
+    assert step.returncode == 2 and "no checkpoint of step 5 (it has: [3, 6])" in step.stderr
+    tokens = run_dsmoe(["analyze", "--run", analysis.numbers["run"], "--max-tokens", "0"])
+    assert tokens.returncode == 2 and "--max-tokens: 0 must be >= 1" in tokens.stderr
