@@ -31,6 +31,6 @@ def train_domains_run(tmp_path: Path, steps: int = 6, **changes) -> Path:
 
 
 def analysed(tmp_path_factory) -> Analysis:
-    run = train_domains_run(tmp_path_factory.mktemp("analysed"))
+    run = train_domains_run(tmp_path_factory.mktemp("analysed"), model__n_layers=3)  # MoE layers 1 and 2
     with one_thread():
         return analyze_run(run, probe_batches=2)

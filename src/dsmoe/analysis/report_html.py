@@ -48,7 +48,7 @@ header label{margin-left:auto}header select{font-size:1em;margin-left:.4em}
 header a{color:#9cc7ff}
 main{max-width:1100px;margin:0 auto;padding:1em 1.2em 4em}
 nav ol{columns:2;background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:.8em 2.2em}
-section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:.4em 1.2em 1em;margin:1.2em 0}
+section{scroll-margin-top:3.5em;background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:.4em 1.2em 1em;margin:1.2em 0}
 h2{border-bottom:1px solid #e6e9ee;padding-bottom:.3em}h3{font-size:1em;margin:1.2em 0 .4em}
 figure{margin:.6em 0}figure img{max-width:100%;height:auto;border:1px solid #eef0f3}
 figcaption,.caption{color:#556;font-size:.88em;margin:.3em 0}
