@@ -39,7 +39,7 @@ def test_numbers_agree_with_each_other(analysis):
         assert 0.0 <= stats["domains"]["nmi"] <= 1.0
         assert [expert["load"] for expert in stats["experts"]] == load.tolist()
     assert [entry["step"] for entry in numbers["stability"]] == [3]  # the other kept checkpoint
-    disabling = numbers["expert_disabling"][RunDir(numbers["run"]).path.name]
+    disabling = numbers["expert_disabling"]["run"]
     assert [point["k"] for point in disabling] == [0, 1, 2]  # 4 experts, top-2: at most 2 can go
 
 
@@ -78,3 +78,16 @@ def test_cli_refusals_name_the_input(analysis, tmp_path):
     assert step.returncode == 2 and "no checkpoint of step 5 (it has: [3, 6])" in step.stderr
     tokens = run_dsmoe(["analyze", "--run", analysis.numbers["run"], "--max-tokens", "0"])
     assert tokens.returncode == 2 and "--max-tokens: 0 must be >= 1" in tokens.stderr
+
+
+def test_compare_puts_every_runs_disabling_curve_on_one_plot(analysis, tmp_path):
+    from tests.analysis.analysed_run import train_domains_run
+
+    gshard = train_domains_run(tmp_path / "gshard", steps=2, model__router="gshard", model__n_shared_experts=0)
+    with one_thread():
+        compared = analyze_run(analysis.numbers["run"], compare=(gshard,), out=tmp_path / "out", probe_batches=1)
+    curves = compared.numbers["expert_disabling"]
+    assert list(curves) == [analysis.numbers["run"], str(gshard)]  # both directories are named "run"
+    assert all(points[0]["k"] == 0 for points in curves.values())
+    assert (tmp_path / "out" / "expert_disabling.png").is_file()
+    assert RunDir(gshard).traces_dir.is_dir()  # the compared run's own trace, in its own run directory

@@ -48,6 +48,12 @@ def checkpoint_of(run: RunDir, step: int | None) -> CheckpointDir | None:
     return chosen
 
 
+def run_labels(paths: list[Path]) -> list[str]:
+    """How each run is named on a plot: its directory's name, or its whole path where two names are alike."""
+    names = [path.name for path in paths]
+    return [name if names.count(name) == 1 else str(path) for name, path in zip(names, paths)]
+
+
 def opened(run_dir: str | Path, data: str | None, max_tokens: int, step: int | None = None
            ) -> tuple[RunDir, LoadedRun, DomainData]:
     run = RunDir(run_dir)
@@ -89,9 +95,10 @@ def analyze_run(run_dir: str | Path, data: str | None = None, step: int | None =
             raise ValueError(f"--compare {str(other_run.path)!r} has no MoE layer: no experts to disable")
     numbers = run_numbers(run, loaded, domain_data, probes, probe_batches)
     if probes and "expert_disabling" in numbers:
-        curves = {run.path.name: numbers.pop("expert_disabling")}
-        for other_run, other_loaded, other_data in others:
-            curves[other_run.path.name] = disabling_curve(other_run, other_loaded, other_data.tokens, probe_batches)
+        labels = run_labels([run.path] + [other_run.path for other_run, _, _ in others])
+        curves = {labels[0]: numbers.pop("expert_disabling")}
+        for label, (other_run, other_loaded, other_data) in zip(labels[1:], others):
+            curves[label] = disabling_curve(other_run, other_loaded, other_data.tokens, probe_batches)
         numbers["expert_disabling"] = curves
     out_dir = Path(out) if out else run.analysis_report_dir
     write_analysis(out_dir, numbers, run.metrics_path)
