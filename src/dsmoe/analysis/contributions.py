@@ -9,6 +9,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from dsmoe.analysis.hooks import hooked
+
 
 @torch.no_grad()
 def shared_routed_norms(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, dict]:
@@ -28,15 +30,9 @@ def shared_routed_norms(model: nn.Module, batches: Iterable[torch.Tensor]) -> di
         tokens[index] += len(shared_T)
 
     handles = [moe.register_forward_hook(functools.partial(measure, index=index)) for index, moe in layers.items()]
-    was_training = model.training
-    model.eval()
-    try:
+    with hooked(model, handles):
         for ids_BL in batches:
             model(ids_BL)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
     return {str(index): {"shared_norm": float(sums[index][0] / max(tokens[index], 1)),
                          "routed_norm": float(sums[index][1] / max(tokens[index], 1)),
                          "ratio": float(sums[index][2] / max(tokens[index], 1)), "tokens": tokens[index]}

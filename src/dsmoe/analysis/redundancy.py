@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dsmoe.analysis.hooks import hooked
 from dsmoe.kernels import ExpertBatch
 
 
@@ -60,17 +61,11 @@ def moe_inputs(model: nn.Module, batches: Iterable[torch.Tensor], max_tokens: in
         caught[index].append(args[0].flatten(0, -2).detach())
 
     handles = [moe.register_forward_pre_hook(functools.partial(catch, index=index)) for index, moe in layers.items()]
-    was_training = model.training
-    model.eval()
-    try:
+    with hooked(model, handles):
         for ids_BL in batches:
             model(ids_BL)
             if sum(map(len, caught[next(iter(layers))])) >= max_tokens:
                 break
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
     return {index: torch.cat(rows)[:max_tokens] for index, rows in caught.items() if rows}
 
 

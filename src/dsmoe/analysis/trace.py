@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dsmoe.analysis.hooks import hooked
 from dsmoe.routers import Routing
 
 FORMAT = 1
@@ -147,10 +148,8 @@ def record_trace(model: nn.Module, domain_tokens: dict[str, np.ndarray], seq_len
         caught[layer] = (routing, torch.special.entr(router.affinities(args[0])).sum(-1) if entropy else None)
 
     handles = [router.register_forward_hook(functools.partial(catch, layer=layer)) for layer, router in routers.items()]
-    was_training, device = model.training, next(model.parameters()).device
-    model.eval()
-    token_arrays = list(domain_tokens.values())
-    try:
+    device, token_arrays = next(model.parameters()).device, list(domain_tokens.values())
+    with hooked(model, handles):
         for first in tqdm(range(0, len(windows), batch_size), desc="trace", unit="batch", dynamic_ncols=True):
             batch = windows[first:first + batch_size]
             ids_BL = np.stack([token_arrays[domain][start:stop] for domain, start, stop in batch]).astype(np.int64)
@@ -164,10 +163,6 @@ def record_trace(model: nn.Module, domain_tokens: dict[str, np.ndarray], seq_len
                 arrays[weights_name(layer)][rows] = weights_TK.cpu().numpy()
                 if entropy_T is not None:
                     arrays[entropy_name(layer)][rows] = entropy_T.float().cpu().numpy()
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
     for array in arrays.values():
         array.flush()
     meta = {"format": FORMAT, "moe_layers": list(routers), "n_experts": model.config.n_routed_experts,
