@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from dsmoe.analysis.chunks import pair_counts
 from dsmoe.analysis.coactivation import coactivation_counts, coactivation_ratio, distinct_combinations
@@ -24,7 +25,7 @@ def trace_numbers(trace: Trace, decode: Callable[[list[int]], str], vocab_size: 
     training batch in tokens, the batch of MaxVio_batch."""
     occurrences_V = token_occurrences(trace.token_ids, vocab_size)
     return {str(layer): layer_numbers(trace, layer, decode, occurrences_V, tokens_per_batch)
-            for layer in trace.moe_layers}
+            for layer in tqdm(trace.moe_layers, desc="statistics", unit="layer", dynamic_ncols=True)}
 
 
 def layer_numbers(trace: Trace, layer: int, decode: Callable[[list[int]], str], occurrences_V: np.ndarray,
