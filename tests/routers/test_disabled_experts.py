@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from dsmoe.routers import ROUTERS
+from dsmoe.routers.grouping import group_scores
 from tests.routers.test_routers import batch, build_router, route
 
 GATED_TOKEN_CHOICE = [name for name in ROUTERS if name not in ("soft_moe", "expert_choice", "hash")]
@@ -71,3 +72,63 @@ def test_affinities_are_distributions():
     for name in ("softmax_topk", "sigmoid_topk"):
         probs_TE = build_router(name).affinities(x_TD)
         assert torch.allclose(probs_TE.sum(-1), torch.ones(len(x_TD))) and (probs_TE >= 0).all()
+
+
+@pytest.mark.parametrize("name", GATED_TOKEN_CHOICE)
+def test_nothing_disabled_is_bitwise_a_fresh_identical_router(name):
+    router, fresh = build_router(name).eval(), build_router(name).eval()
+    router.disable_experts([])
+    assert router.disabled_E is None
+    mine, theirs = route(router), route(fresh)
+    assert torch.equal(mine.expert_index_S, theirs.expert_index_S) and torch.equal(mine.weight_S, theirs.weight_S)
+
+
+def test_enable_all_experts_undoes_disabling():
+    router = build_router("softmax_topk").eval()
+    before = route(router)
+    router.disable_experts([0, 4])
+    router.enable_all_experts()
+    assert router.disabled_E is None and torch.equal(route(router).weight_S, before.weight_S)
+
+
+@pytest.mark.parametrize("name", ["softmax_topk", "sigmoid_topk"])
+@pytest.mark.parametrize("disabled", [[0, 1], [0, 2, 4, 6], [1, 2, 5], [0, 1, 2, 4, 6]])
+def test_group_limited_routing_never_chooses_a_disabled_expert(name, disabled):
+    # Groups of two; a group with one expert left, or none, must not let its disabled ones in (grouping.py).
+    router = build_router(name, n_group=4, topk_group=2).eval()
+    if name == "sigmoid_topk":
+        router.expert_bias[disabled] = 100.0
+    router.disable_experts(disabled)
+    routing = route(router)
+    assert not set(routing.expert_index_S.tolist()) & set(disabled)
+    assert (routing.weight_S > 0).all()
+
+
+def test_group_limited_refusal_counts_the_groups_a_token_is_left():
+    router = build_router("softmax_topk", n_group=4, topk_group=1)
+    with pytest.raises(ValueError, match="SoftmaxTopKRouter: disabling 1 .* leave a token 1 in its topk_group=1"):
+        router.disable_experts([0])
+
+
+@pytest.mark.parametrize("name", GATED_TOKEN_CHOICE)
+def test_training_with_disabled_experts_has_finite_gradients(name):
+    # Pruning fine-tunes with experts disabled: -inf logits must not turn into NaN gradients (importance_load.py).
+    router = build_router(name).train()
+    disabled = [0, 3, 4, 5, 6, 7]  # all but top_k (or one more): a token's k-th best other can be -inf too
+    router.disable_experts(disabled)
+    routing = route(router)
+    (routing.weight_S.sum() + sum(routing.aux_losses.values())).backward()
+    assert not set(routing.expert_index_S.tolist()) & set(disabled)
+    assert all(torch.isfinite(p.grad).all() for p in router.parameters() if p.grad is not None)
+
+
+def test_refusal_names_the_router_and_the_count():
+    with pytest.raises(ValueError, match=r"NoisyTopKRouter: disabling 7 of n_routed_experts=8"):
+        build_router("noisy_topk").disable_experts(list(range(7)))
+
+
+def test_a_group_is_scored_by_its_remaining_experts():
+    # Disabling one expert of a group must not drop the group's score to -inf (top2_sum, DeepSeek-V3's code).
+    inf = float("inf")
+    choice_TGE = torch.tensor([[[-inf, -inf], [0.5, -inf], [0.3, 0.2]]])
+    assert group_scores(choice_TGE, 2).tolist() == [[-inf, 0.5, 0.5]]

@@ -111,7 +111,7 @@ class Router(nn.Module, ABC):
         disabled experts, so that no token can choose them."""
         with torch.autocast(device_type=x_TD.device.type, enabled=False):
             logits_TE = nn.functional.linear(x_TD.float(), self.weight.float())
-        return logits_TE if self.disabled_E is None else logits_TE.masked_fill(self.disabled_E, float("-inf"))
+        return self.without_disabled(logits_TE)
 
     def affinities(self, x_TD: torch.Tensor) -> torch.Tensor:
         """[T, E]: the router's distribution over all experts for each token (rows sum to 1), the softmax of its
@@ -121,20 +121,32 @@ class Router(nn.Module, ABC):
     def disable_experts(self, experts: list[int]) -> None:
         """From now on no token chooses these experts and each picks its top-K among the others (DeepSeekMoE
         Sec. 4.5's probe; pruning); [] enables every expert again. Token-choice routers with a gate only."""
-        name = type(self).__name__
-        if experts and not (self.has_gate and self.token_choice):
-            raise ValueError(f"{name} cannot disable experts: only token-choice routers with a gate choose by "
-                             "scores that can exclude an expert")
-        outside = sorted({e for e in experts if not 0 <= e < self.n_experts})
+        name, unique = type(self).__name__, sorted(set(experts))
+        if unique and not (self.has_gate and self.token_choice):
+            raise ValueError(f"{name} cannot disable experts ({len(unique)} asked): only token-choice routers "
+                             "with a gate choose by scores that can exclude an expert")
+        outside = [e for e in unique if not 0 <= e < self.n_experts]
         if outside:
-            raise ValueError(f"experts {outside} do not exist (n_routed_experts={self.n_experts})")
-        if self.n_experts - len(set(experts)) < self.top_k:
-            raise ValueError(f"disabling {len(set(experts))} of {self.n_experts} experts leaves fewer than "
-                             f"n_activated_experts={self.top_k} for each token to choose")
-        self.disabled_E = None
-        if experts:
+            raise ValueError(f"{name}: experts {outside} do not exist (n_routed_experts={self.n_experts})")
+        reachable = reachable_experts(self.config, unique)
+        if reachable < self.top_k:
+            groups = f" in its topk_group={self.config.topk_group} of n_group={self.config.n_group} groups" \
+                if self.config.n_group > 1 else ""
+            raise ValueError(f"{name}: disabling {len(unique)} of n_routed_experts={self.n_experts} experts can leave "
+                             f"a token {reachable}{groups}, fewer than n_activated_experts={self.top_k}")
+        self.enable_all_experts()
+        if unique:
             self.disabled_E = torch.zeros(self.n_experts, dtype=torch.bool, device=self.weight.device)
-            self.disabled_E[list(experts)] = True
+            self.disabled_E[unique] = True
+
+    def enable_all_experts(self) -> None:
+        """Undo disable_experts: the router is again bitwise the router it was."""
+        self.disabled_E = None
+
+    def without_disabled(self, scores_TE: torch.Tensor) -> torch.Tensor:
+        """-inf at the disabled experts, so that neither a top-k nor a group's score can take them (the scores
+        themselves when none is disabled)."""
+        return scores_TE if self.disabled_E is None else scores_TE.masked_fill(self.disabled_E, float("-inf"))
 
     @abstractmethod
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing | SoftRouting:
@@ -186,6 +198,15 @@ def add_global_counts(router: Router, args: tuple, routing: Routing | SoftRoutin
     if router.balance_phase == "counting" and isinstance(routing, Routing) and routing.balance_counts_E is not None:
         counts_E = routing.balance_counts_E.detach()
         router.global_counts_E = counts_E if router.global_counts_E is None else router.global_counts_E + counts_E
+
+
+def reachable_experts(config: ModelConfig, disabled: list[int]) -> int:
+    """The fewest enabled experts a token can be left to choose from: all of them, or under group-limited routing
+    those of its topk_group groups, at worst the emptiest groups that still hold one (groups holding none score
+    -inf and are chosen only if nothing else is left, see grouping.py)."""
+    per_group = config.n_routed_experts // config.n_group
+    enabled_G = [per_group - sum(1 for e in disabled if e // per_group == g) for g in range(config.n_group)]
+    return sum(sorted(count for count in enabled_G if count)[:config.topk_group])
 
 
 def topk_pairs(expert_indices_TK: torch.Tensor, weights_TK: torch.Tensor) -> tuple[torch.Tensor, ...]:

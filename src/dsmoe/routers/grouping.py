@@ -7,8 +7,13 @@ import torch
 
 def group_scores(choice_TGE: torch.Tensor, scored_per_group: int) -> torch.Tensor:
     """Score each group by the sum of its best `scored_per_group` scores (ModelConfig.group_score_size): 1 is
-    its best expert (DeepSeek-V2 Sec. 2.2.2), 2 DeepSeek-V3's code, ceil(K_r/M) DeepSeek-V3 Sec. 2.1.2."""
-    return choice_TGE.topk(scored_per_group, dim=-1).values.sum(dim=-1)
+    its best expert (DeepSeek-V2 Sec. 2.2.2), 2 DeepSeek-V3's code, ceil(K_r/M) DeepSeek-V3 Sec. 2.1.2.
+    Disabled experts (-inf, Router.disable_experts) do not count: a group is scored by its best remaining ones,
+    and one with none left scores -inf."""
+    best_TGN = choice_TGE.topk(scored_per_group, dim=-1).values
+    remaining_TGN = best_TGN.isfinite()
+    score_TG = best_TGN.where(remaining_TGN, 0.0).sum(dim=-1)
+    return score_TG.where(remaining_TGN.any(dim=-1), float("-inf"))
 
 
 def limit_to_groups(choice_TE: torch.Tensor, n_group: int, topk_group: int, scored_per_group: int) -> torch.Tensor:

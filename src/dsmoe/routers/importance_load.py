@@ -29,10 +29,15 @@ def smooth_load(clean_TE: torch.Tensor, noisy_TE: torch.Tensor, noise_std_TE: to
     """Load(X)_i = sum_x Phi(((x W_g)_i - kth_excluding(H(x), k, i)) / noise_std_i)  (Eq. 8-10).
 
     Excluding i, the k-th greatest of H(x) is the (k+1)-th overall when i is among the chosen k, else the k-th.
+    A disabled expert (logit -inf, Router.disable_experts) has P = 0, and one that no k others can outscore P = 1,
+    without the 0 * inf of their gradients.
     """
     top_values_TK = noisy_TE.topk(top_k + 1, dim=-1).values
     kth_excluding_TE = torch.where(chosen_TE, top_values_TK[:, top_k:], top_values_TK[:, top_k - 1:top_k])
-    return torch.special.ndtr((clean_TE - kth_excluding_TE) / noise_std_TE).sum(0)
+    margin_TE = clean_TE - kth_excluding_TE
+    finite_TE = margin_TE.isfinite()
+    in_top_k_TE = torch.special.ndtr(margin_TE.where(finite_TE, 0.0) / noise_std_TE)
+    return in_top_k_TE.where(finite_TE, (margin_TE > 0).to(in_top_k_TE.dtype)).sum(0)
 
 
 def importance_load_losses(config: ModelConfig, clean_TE: torch.Tensor, noisy_TE: torch.Tensor,

@@ -40,9 +40,7 @@ class SigmoidTopKRouter(Router):
         logits_TE = self.logits(x_TD)
         scores_TE = logits_TE.sigmoid()
         cfg = self.config
-        biased_TE = scores_TE + self.expert_bias
-        if self.disabled_E is not None:  # sigmoid(-inf) = 0, but a large bias could still select them
-            biased_TE = biased_TE.masked_fill(self.disabled_E, float("-inf"))
+        biased_TE = self.without_disabled(scores_TE + self.expert_bias)  # sigmoid(-inf) = 0, but a bias could win
         choice_TE = limit_to_groups(biased_TE, cfg.n_group, cfg.topk_group, cfg.group_score_size)
         expert_indices_TK = choice_TE.topk(self.top_k, dim=-1).indices
         affinity_TK = scores_TE.gather(1, expert_indices_TK)

@@ -17,7 +17,7 @@ class SoftmaxTopKRouter(Router):
         logits_TE = self.logits(x_TD)
         probs_TE = logits_TE.softmax(dim=-1)
         cfg = self.config
-        choice_TE = limit_to_groups(probs_TE, cfg.n_group, cfg.topk_group, cfg.group_score_size)
+        choice_TE = limit_to_groups(self.without_disabled(probs_TE), cfg.n_group, cfg.topk_group, cfg.group_score_size)
         expert_indices_TK = choice_TE.topk(self.top_k, dim=-1).indices
         affinity_TK = probs_TE.gather(1, expert_indices_TK)
         routing = token_choice_routing(cfg, expert_indices_TK, normalise_and_scale(affinity_TK, cfg), probs_TE,
