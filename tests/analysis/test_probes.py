@@ -1,0 +1,114 @@
+"""The Figure 4 and shared-expert probes: what they measure, that they refuse what they cannot do, and that they
+leave the model as it was."""
+
+import numpy as np
+import pytest
+import torch
+
+from dsmoe.analysis.probes import (expert_disabling_curve, experts_disabled, most_routed_experts,
+                                   shared_expert_probe, shared_experts_removed)
+from dsmoe.eval.evaluate import evaluate_domains
+from tests.train.tiny import tiny_model
+
+SEQ_LEN = 16
+DOMAINS = {name: np.random.default_rng(seed).integers(0, 512, 4 * SEQ_LEN + 1) for seed, name in enumerate("ab")}
+
+
+def pooled_loss(model) -> float:
+    """The wrapper around evaluate_domains the probes are given: the pooled validation loss."""
+    return evaluate_domains(model, DOMAINS, SEQ_LEN, batch_size=2, token_bytes=np.ones(512, dtype=np.int64)).loss
+
+
+def moe_layers(model) -> list[int]:
+    return [index for index, block in enumerate(model.layers) if block.is_moe]
+
+
+def uniform_loads(model) -> dict[int, np.ndarray]:
+    return {layer: np.arange(model.config.n_routed_experts)[::-1].copy() for layer in moe_layers(model)}
+
+
+def test_disabling_zero_experts_is_exactly_the_plain_loss_and_disabling_changes_it():
+    model = tiny_model(n_routed_experts=6).eval()
+    curve = expert_disabling_curve(model, uniform_loads(model), pooled_loss, max_disabled=2)
+    assert [point["k"] for point in curve] == [0, 1, 2]
+    assert curve[0]["loss"] == pooled_loss(model)
+    assert curve[1]["loss"] != curve[0]["loss"] and curve[2]["loss"] != curve[1]["loss"]
+    assert curve[2]["disabled"] == {str(layer): [0, 1] for layer in moe_layers(model)}  # highest load first
+    assert "stopped" not in curve[-1]
+
+
+def test_the_curve_stops_where_too_few_experts_would_remain_and_says_so():
+    model = tiny_model().eval()  # 4 experts, top-2: at most 2 can go
+    curve = expert_disabling_curve(model, uniform_loads(model), pooled_loss, max_disabled=4)
+    assert [point["k"] for point in curve] == [0, 1, 2]
+    assert "k=3" in curve[-1]["stopped"] and "n_activated_experts=2" in curve[-1]["stopped"]
+
+
+def test_the_curve_leaves_the_routers_as_they_were():
+    model = tiny_model().eval()
+    before = pooled_loss(model)
+    expert_disabling_curve(model, uniform_loads(model), pooled_loss, max_disabled=2)
+    assert pooled_loss(model) == before
+    assert all(model.layers[layer].ffn.router.disabled_E is None for layer in moe_layers(model))
+
+
+def test_experts_disabled_restores_even_after_an_error():
+    model = tiny_model().eval()
+    layer = moe_layers(model)[0]
+    with pytest.raises(RuntimeError, match="inside"):
+        with experts_disabled(model, {layer: [1]}):
+            assert model.layers[layer].ffn.router.disabled_E.tolist() == [False, True, False, False]
+            raise RuntimeError("inside")
+    assert model.layers[layer].ffn.router.disabled_E is None
+
+
+def test_experts_disabled_restores_what_was_disabled_before():
+    model = tiny_model().eval()
+    router = model.layers[moe_layers(model)[0]].ffn.router
+    router.disable_experts([3])
+    with experts_disabled(model, {moe_layers(model)[0]: [0, 1]}):
+        assert router.disabled_E.tolist() == [True, True, False, False]
+    assert router.disabled_E.tolist() == [False, False, False, True]
+
+
+def test_experts_disabled_refuses_what_a_router_refuses_and_undoes_the_rest():
+    model = tiny_model(n_layers=3).eval()
+    first, second = moe_layers(model)[:2]
+    with pytest.raises(ValueError, match="SoftmaxTopKRouter: disabling 3 of n_routed_experts=4"):
+        with experts_disabled(model, {first: [0], second: [0, 1, 2]}):
+            pass
+    assert model.layers[first].ffn.router.disabled_E is None
+    with pytest.raises(ValueError, match=r"layers \[7\] are not MoE layers"):
+        with experts_disabled(model, {7: [0]}):
+            pass
+
+
+def test_shared_expert_probe_measures_the_jump_and_restores_the_model():
+    model = tiny_model().eval()
+    before = pooled_loss(model)
+    probe = shared_expert_probe(model, pooled_loss)
+    assert probe["loss"] == before and probe["loss_without_shared"] != before
+    assert probe["jump"] == probe["loss_without_shared"] - probe["loss"]
+    assert pooled_loss(model) == before
+
+
+def test_removed_shared_experts_contribute_zero_also_through_their_gate():
+    model = tiny_model(shared_expert_gate=True).eval()
+    moe = model.layers[moe_layers(model)[0]].ffn
+    x_BLD = torch.randn(1, 4, model.config.hidden_size)
+    with torch.no_grad(), shared_experts_removed(model):
+        assert torch.equal(moe.shared_output(x_BLD), torch.zeros_like(x_BLD))
+    assert not torch.equal(moe.shared_output(x_BLD), torch.zeros_like(x_BLD))
+
+
+def test_removing_shared_experts_refuses_a_model_without_them():
+    model = tiny_model(n_shared_experts=0)
+    with pytest.raises(ValueError, match="no shared experts to remove"):
+        with shared_experts_removed(model):
+            pass
+
+
+def test_most_routed_experts_breaks_ties_by_the_lower_index():
+    assert most_routed_experts(np.array([3, 9, 9, 1]), 3) == [1, 2, 0]
+    assert most_routed_experts(np.array([5, 5, 5]), 2) == [0, 1]
+    assert most_routed_experts(np.array([1, 2]), 0) == []
