@@ -13,6 +13,11 @@ from dsmoe.analysis.report_html import Figure, Section, Table
 CONTEXT_CHARS = 40  # characters of context shown on each side of a token in the tables
 
 
+def dash(value):
+    """A table cell for a number that may be missing."""
+    return "-" if value is None else value
+
+
 def layer_keys(numbers: dict) -> list[str]:
     return [str(layer) for layer in numbers["moe_layers"]]
 
@@ -26,9 +31,10 @@ def load_section(numbers: dict, out: Path) -> Section:
     for key in layers:
         load = numbers["layers"][key]["load"]
         entropy = load["router_entropy"]
-        rows.append([key, load["cv"], load["max_over_mean"], load["max_vio"], load["batch_max_vio"]["mean"],
-                     load["batch_max_vio"]["max"], load["p5"], load["p95"], len(load["dead"]),
-                     load["normalised_load_entropy"], entropy["mean"] if entropy else "-"])
+        per_batch = load["batch_max_vio"]  # None: the data held no whole training batch
+        rows.append([key, load["cv"], load["max_over_mean"], load["max_vio"], dash(per_batch["mean"]),
+                     dash(per_batch["max"]), load["p5"], load["p95"], len(load["dead"]),
+                     load["normalised_load_entropy"], dash(entropy and entropy["mean"])])
     blocks = [Figure("Expert load per layer", heatmap, "Each cell counts the tokens a layer sent to an expert over "
                      "the analysed data; grey cells are experts that received none (dead)."),
               Table("Balance per layer", ["layer", "CV", "max/mean", "MaxVio global", "MaxVio batch (mean)",
