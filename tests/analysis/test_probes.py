@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dsmoe.analysis.probes import (expert_disabling_curve, experts_disabled, most_routed_experts,
+from dsmoe.analysis.probes import (disabling_steps, expert_disabling_curve, experts_disabled, most_routed_experts,
                                    shared_expert_probe, shared_experts_removed)
 from dsmoe.eval.evaluate import evaluate_domains
 from tests.train.tiny import tiny_model
@@ -29,7 +29,7 @@ def uniform_loads(model) -> dict[int, np.ndarray]:
 
 def test_disabling_zero_experts_is_exactly_the_plain_loss_and_disabling_changes_it():
     model = tiny_model(n_routed_experts=6).eval()
-    curve = expert_disabling_curve(model, uniform_loads(model), pooled_loss, max_disabled=2)
+    curve = expert_disabling_curve(model, uniform_loads(model), pooled_loss, ks=range(3))
     assert [point["k"] for point in curve] == [0, 1, 2]
     assert curve[0]["loss"] == pooled_loss(model)
     assert curve[1]["loss"] != curve[0]["loss"] and curve[2]["loss"] != curve[1]["loss"]
@@ -39,7 +39,7 @@ def test_disabling_zero_experts_is_exactly_the_plain_loss_and_disabling_changes_
 
 def test_the_curve_stops_where_too_few_experts_would_remain_and_says_so():
     model = tiny_model().eval()  # 4 experts, top-2: at most 2 can go
-    curve = expert_disabling_curve(model, uniform_loads(model), pooled_loss, max_disabled=4)
+    curve = expert_disabling_curve(model, uniform_loads(model), pooled_loss, ks=range(5))
     assert [point["k"] for point in curve] == [0, 1, 2]
     assert "k=3" in curve[-1]["stopped"] and "n_activated_experts=2" in curve[-1]["stopped"]
 
@@ -47,7 +47,7 @@ def test_the_curve_stops_where_too_few_experts_would_remain_and_says_so():
 def test_the_curve_leaves_the_routers_as_they_were():
     model = tiny_model().eval()
     before = pooled_loss(model)
-    expert_disabling_curve(model, uniform_loads(model), pooled_loss, max_disabled=2)
+    expert_disabling_curve(model, uniform_loads(model), pooled_loss, ks=range(3))
     assert pooled_loss(model) == before
     assert all(model.layers[layer].ffn.router.disabled_E is None for layer in moe_layers(model))
 
@@ -112,3 +112,9 @@ def test_most_routed_experts_breaks_ties_by_the_lower_index():
     assert most_routed_experts(np.array([3, 9, 9, 1]), 3) == [1, 2, 0]
     assert most_routed_experts(np.array([5, 5, 5]), 2) == [0, 1]
     assert most_routed_experts(np.array([1, 2]), 0) == []
+
+
+def test_runs_are_compared_at_equal_shares_of_their_experts():
+    # Fig. 4: GShard's 16 experts against DeepSeekMoE's 64, at 0, 1/16, ..., 4/16 of each.
+    assert disabling_steps([64, 16]) == [[0, 4, 8, 12, 16], [0, 1, 2, 3, 4]]
+    assert disabling_steps([16]) == [[0, 1, 2, 3, 4]]

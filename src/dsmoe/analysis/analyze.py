@@ -16,6 +16,7 @@ from pathlib import Path
 from dsmoe.analysis.domain_data import DomainData, analysis_data
 from dsmoe.analysis.load_balance import load_over_training
 from dsmoe.analysis.model_numbers import ProbeData, disabling_curve, model_numbers, stability_numbers
+from dsmoe.analysis.probes import disabling_steps
 from dsmoe.analysis.report import NUMBERS, REPORT, write_analysis
 from dsmoe.analysis.trace_numbers import trace_numbers
 from dsmoe.analysis.trace_store import stored_trace
@@ -62,8 +63,10 @@ def opened(run_dir: str | Path, data: str | None, max_tokens: int, step: int | N
     return run, loaded, analysis_data(loaded.config, loaded.tokenizer, run.tokenizer_path, data, max_tokens)
 
 
-def run_numbers(run: RunDir, loaded: LoadedRun, data: DomainData, probes: bool, probe_batches: int) -> dict:
-    """Everything about one run's checkpoint on `data` (see the module docstring)."""
+def run_numbers(run: RunDir, loaded: LoadedRun, data: DomainData, disabling_ks: list[int] | None,
+                probe_batches: int) -> dict:
+    """Everything about one run's checkpoint on `data` (see the module docstring); no probes if disabling_ks is
+    None."""
     config, model = loaded.config, loaded.model
     checkpoint = CheckpointDir(loaded.checkpoint)
     seq_len, batch_size = config.data.seq_len, config.train.batch_size
@@ -76,7 +79,7 @@ def run_numbers(run: RunDir, loaded: LoadedRun, data: DomainData, probes: bool, 
     if run.metrics_path.is_file():
         numbers["over_training"] = load_over_training(read_metrics(run.metrics_path))
     probe_data = ProbeData(data.tokens, seq_len, batch_size, loaded.tokenizer, probe_batches)
-    numbers.update(model_numbers(model, trace, probe_data, probes))
+    numbers.update(model_numbers(model, trace, probe_data, disabling_ks))
     numbers["stability"] = stability_numbers(run, checkpoint, trace, data.tokens, seq_len, batch_size)
     return numbers
 
@@ -85,7 +88,8 @@ def analyze_run(run_dir: str | Path, data: str | None = None, step: int | None =
                 compare: tuple[str | Path, ...] = (), out: str | Path | None = None,
                 max_tokens: int = DEFAULT_MAX_TOKENS, probes: bool = True, probe_batches: int = 8) -> Analysis:
     """Analyse the experts of run `run_dir` (its newest intact checkpoint, or that of `step`) on `data` (see
-    analysis.domain_data), with the expert-disabling probe of each `compare` run on one plot; write numbers.json,
+    analysis.domain_data), with the expert-disabling probe of each `compare` run on one plot (every run at the same
+    shares of its experts disabled: 0, 1, .., 4 over the fewest experts of any of them); write numbers.json,
     the plots and report.html to `out` (default RUN/analysis/report/), replacing an earlier analysis there only
     once the new one is complete."""
     run, loaded, domain_data = opened(run_dir, data, max_tokens, step)
@@ -93,12 +97,13 @@ def analyze_run(run_dir: str | Path, data: str | None = None, step: int | None =
     for other_run, other_loaded, _ in others:
         if not other_loaded.config.model.moe_layers:
             raise ValueError(f"--compare {str(other_run.path)!r} has no MoE layer: no experts to disable")
-    numbers = run_numbers(run, loaded, domain_data, probes, probe_batches)
-    if probes and "expert_disabling" in numbers:
+    ks = disabling_steps([each.config.model.n_routed_experts for each in [loaded, *(other for _, other, _ in others)]])
+    numbers = run_numbers(run, loaded, domain_data, ks[0] if probes else None, probe_batches)
+    if probes:
         labels = run_labels([run.path] + [other_run.path for other_run, _, _ in others])
         curves = {labels[0]: numbers.pop("expert_disabling")}
-        for label, (other_run, other_loaded, other_data) in zip(labels[1:], others):
-            curves[label] = disabling_curve(other_run, other_loaded, other_data.tokens, probe_batches)
+        for label, other_ks, (other_run, other_loaded, other_data) in zip(labels[1:], ks[1:], others):
+            curves[label] = disabling_curve(other_run, other_loaded, other_data.tokens, probe_batches, other_ks)
         numbers["expert_disabling"] = curves
     out_dir = Path(out) if out else run.analysis_report_dir
     write_analysis(out_dir, numbers, run.metrics_path)

@@ -53,23 +53,25 @@ def trace_loads(trace: Trace) -> dict[int, np.ndarray]:
     return {layer: expert_loads(trace.experts(layer), trace.n_experts) for layer in trace.moe_layers}
 
 
-def model_numbers(model: nn.Module, trace: Trace, data: ProbeData, probes: bool) -> dict:
+def model_numbers(model: nn.Module, trace: Trace, data: ProbeData, disabling_ks: list[int] | None) -> dict:
+    """Norms, redundancy and, unless disabling_ks is None, the probes (the disabling curve at those k)."""
     has_shared = any(block.is_moe and block.ffn.shared_experts is not None for block in model.layers)
     numbers = {"shared_vs_routed": shared_routed_norms(model, data.sample_batches()) if has_shared else None,
                "redundancy": redundancy_numbers(model, data.sample_batches())}
-    if probes:
-        numbers["expert_disabling"] = expert_disabling_curve(model, trace_loads(trace), data.evaluate)
+    if disabling_ks is not None:
+        numbers["expert_disabling"] = expert_disabling_curve(model, trace_loads(trace), data.evaluate, disabling_ks)
         numbers["shared_expert_probe"] = shared_expert_probe(model, data.evaluate) if has_shared else None
     return numbers
 
 
-def disabling_curve(run: RunDir, loaded: LoadedRun, tokens: dict[str, np.ndarray], max_batches: int) -> list[dict]:
+def disabling_curve(run: RunDir, loaded: LoadedRun, tokens: dict[str, np.ndarray], max_batches: int,
+                    ks: list[int]) -> list[dict]:
     """The expert-disabling curve of another run (a --compare run), from its own trace of the same text."""
     config = loaded.config
     trace = stored_trace(run.traces_dir, loaded.model, CheckpointDir(loaded.checkpoint), tokens, config.data.seq_len,
                          config.train.batch_size)
     data = ProbeData(tokens, config.data.seq_len, config.train.batch_size, loaded.tokenizer, max_batches)
-    return expert_disabling_curve(loaded.model, trace_loads(trace), data.evaluate)
+    return expert_disabling_curve(loaded.model, trace_loads(trace), data.evaluate, ks)
 
 
 def stability_numbers(run: RunDir, analysed: CheckpointDir, trace: Trace, tokens: dict[str, np.ndarray],

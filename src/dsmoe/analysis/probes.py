@@ -3,7 +3,7 @@ experts, tokens choose among the rest) and the removal of the shared experts. Ap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -59,15 +59,22 @@ def most_routed_experts(load_E: np.ndarray, k: int) -> list[int]:
     return np.argsort(-np.asarray(load_E), kind="stable")[:k].tolist()
 
 
+def disabling_steps(n_experts: list[int], steps: int = 4) -> list[list[int]]:
+    """For runs with these numbers of routed experts, the k of each run at the shares 0, 1/E_min, ..., steps/E_min
+    of its experts (E_min the fewest): DeepSeekMoE Fig. 4 compares models at equal shares of disabled experts."""
+    fewest = min(n_experts)
+    return [[round(step * experts / fewest) for step in range(steps + 1)] for experts in n_experts]
+
+
 def expert_disabling_curve(model: nn.Module, loads: dict[int, np.ndarray], evaluate: Callable[[nn.Module], float],
-                           max_disabled: int = 4) -> list[dict]:
-    """DeepSeekMoE Sec. 4.5, Fig. 4: for k = 0..max_disabled, {"k", "loss", "disabled": {layer: experts}}, the loss
-    `evaluate` gives with each MoE layer's k most-routed experts (by `loads`, layer -> tokens per expert) disabled.
-    The curve stops before a k that could leave a token fewer than top_k experts; the last point then says so
-    under "stopped"."""
+                           ks: Sequence[int] = range(5)) -> list[dict]:
+    """DeepSeekMoE Sec. 4.5, Fig. 4: for each k of `ks` (increasing), {"k", "share" (k / E), "loss", "disabled":
+    {layer: experts}}, the loss `evaluate` gives with each MoE layer's k most-routed experts (by `loads`, layer ->
+    tokens per expert) disabled. The curve stops before a k that could leave a token fewer than top_k experts; the
+    last point then says so under "stopped"."""
     config = model.config
     points: list[dict] = []
-    for k in tqdm(range(max_disabled + 1), desc="disabling experts", unit="k"):
+    for k in tqdm(ks, desc="disabling experts", unit="k"):
         disabled = {layer: most_routed_experts(load_E, k) for layer, load_E in loads.items()}
         short = [layer for layer, experts in disabled.items()
                  if reachable_experts(config, experts) < config.n_activated_experts]
@@ -76,7 +83,8 @@ def expert_disabling_curve(model: nn.Module, loads: dict[int, np.ndarray], evalu
                                      f"{config.n_activated_experts} of n_routed_experts={config.n_routed_experts}")
             break
         with experts_disabled(model, disabled):
-            points.append({"k": k, "loss": float(evaluate(model)), "disabled": {str(l): e for l, e in disabled.items()}})
+            points.append({"k": k, "share": k / config.n_routed_experts, "loss": float(evaluate(model)),
+                           "disabled": {str(l): e for l, e in disabled.items()}})
     return points
 
 

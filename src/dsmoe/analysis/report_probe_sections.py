@@ -80,15 +80,18 @@ def disabling_section(numbers: dict, out: Path) -> Section | None:
     curves_by_run = numbers.get("expert_disabling")
     if not curves_by_run:
         return None
-    lines = {run: ([point["k"] for point in points], [point["loss"] for point in points])
+    lines = {run: ([point["share"] for point in points], [point["loss"] for point in points])
              for run, points in curves_by_run.items()}
     png = charts.curves(out / "expert_disabling.png", "Disabling the most-routed experts (DeepSeekMoE Fig. 4)",
-                        "top routed experts disabled per layer", "validation loss", lines, integer_x=True)
-    rows = [[run, point["k"], point["loss"], point["loss"] - points[0]["loss"]]
+                        "share of each layer's routed experts disabled (the most-routed first)", "validation loss",
+                        lines)
+    rows = [[run, point["k"], point["share"], point["loss"], point["loss"] - points[0]["loss"]]
             for run, points in curves_by_run.items() for point in points]
     return Section("disabling", "Expert-disabling probe",
                    "In every MoE layer the k experts that received the most tokens are disabled and each token picks "
-                   "its top-K among the others (DeepSeekMoE Sec. 4.5). A steeper rise means the disabled experts held "
-                   "knowledge the others cannot stand in for: less redundancy.",
+                   "its top-K among the others (DeepSeekMoE Sec. 4.5). Runs are compared at equal shares of their "
+                   "experts disabled. A steeper rise means the disabled experts held knowledge the others cannot "
+                   "stand in for: less redundancy.",
                    [Figure("Loss against disabled experts", png),
-                    Table("Loss per run and k", ["run", "k", "validation loss", "rise over k=0"], rows)])
+                    Table("Loss per run and k", ["run", "experts disabled per layer", "share", "validation loss",
+                                                 "rise over none"], rows)])
