@@ -18,6 +18,12 @@ def dash(value):
     return "-" if value is None else value
 
 
+def spans_magnitudes(matrix: np.ndarray, ratio: float = 30.0) -> bool:
+    """Whether the cells span enough (a zero, or max/min of the positive ones over `ratio`) for a log colour scale."""
+    positive = matrix[matrix > 0]
+    return bool((matrix <= 0).any() or (positive.size and positive.max() / positive.min() > ratio))
+
+
 def layer_keys(numbers: dict) -> list[str]:
     return [str(layer) for layer in numbers["moe_layers"]]
 
@@ -26,7 +32,7 @@ def load_section(numbers: dict, out: Path) -> Section:
     layers = layer_keys(numbers)
     loads = np.array([numbers["layers"][key]["load"]["tokens_per_expert"] for key in layers])
     heatmap = charts.heatmap(loads, out / "load_heatmap.png", "Tokens routed to each expert", "routed expert",
-                             "MoE layer", "token-expert pairs", row_labels=layers, log=True)
+                             "MoE layer", "token-expert pairs", row_labels=layers, log=spans_magnitudes(loads))
     rows = []
     for key in layers:
         load = numbers["layers"][key]["load"]
@@ -59,9 +65,10 @@ def domains_section(numbers: dict, out: Path) -> Section:
     per_layer = {}
     for key in layers:
         domains = numbers["layers"][key]["domains"]
-        png = charts.heatmap(np.array(domains["share"]), out / f"domain_share_layer{key}.png",
+        share = np.array(domains["share"])
+        png = charts.heatmap(share, out / f"domain_share_layer{key}.png",
                              f"Layer {key}: share of each domain's routing per expert", "routed expert", "domain",
-                             "share of the domain's pairs", row_labels=names, log=True)
+                             "share of the domain's pairs", row_labels=names, log=spans_magnitudes(share))
         per_layer[int(key)] = [Figure(f"Routing share by domain, layer {key}", png,
                                       "Rows sum to 1; an expert specialised in a domain lights up in its row only.")]
     nmi = charts.curves(out / "domain_nmi.png", "Mutual information between domain and expert choice", "MoE layer",
