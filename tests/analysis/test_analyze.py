@@ -1,5 +1,6 @@
 """`dsmoe analyze` end to end on a tiny trained run: every output, the numbers' consistency, reuse and refusals."""
 
+import contextlib
 import json
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 from dsmoe.analysis.analyze import analyze_run
 from dsmoe.analysis.report import NUMBERS, REPORT
 from dsmoe.runs import RunDir
-from tests.train.tiny import one_thread, run_dsmoe
+from dsmoe.cli.main import main
+from tests.train.tiny import one_thread
 
 SECTION_PNGS = ["load_heatmap.png", "load_over_training.png", "loss_curve.png", "domain_nmi.png", "domain_top10.png",
                 "vocabulary_specialisation.png", "shared_vs_routed.png", "routing_stability.png",
@@ -71,13 +73,16 @@ def test_an_output_directory_with_other_files_is_refused_before_any_work(analysi
     assert [path.name for path in tmp_path.iterdir()] == ["mine.txt"]
 
 
-def test_cli_refusals_name_the_input(analysis, tmp_path):
-    missing = run_dsmoe(["analyze", "--run", str(tmp_path / "nope")])
-    assert missing.returncode == 2 and "is not a run directory" in missing.stderr
-    step = run_dsmoe(["analyze", "--run", analysis.numbers["run"], "--checkpoint", "5"])
-    assert step.returncode == 2 and "no checkpoint of step 5 (it has: [3, 6])" in step.stderr
-    tokens = run_dsmoe(["analyze", "--run", analysis.numbers["run"], "--max-tokens", "0"])
-    assert tokens.returncode == 2 and "--max-tokens: 0 must be >= 1" in tokens.stderr
+def test_cli_refusals_name_the_input(analysis, tmp_path, capsys):
+    def refusal(*args: str) -> str:
+        with pytest.raises(SystemExit) if "--max-tokens" in args else contextlib.nullcontext() as usage:
+            code = main(["analyze", *args])
+        assert (usage.value.code if usage else code) == 2
+        return capsys.readouterr().err
+
+    assert "is not a run directory" in refusal("--run", str(tmp_path / "nope"))
+    assert "no checkpoint of step 5 (it has: [3, 6])" in refusal("--run", analysis.numbers["run"], "--checkpoint", "5")
+    assert "--max-tokens: 0 must be >= 1" in refusal("--run", analysis.numbers["run"], "--max-tokens", "0")
 
 
 def test_compare_puts_every_runs_disabling_curve_on_one_plot(analysis, tmp_path):
