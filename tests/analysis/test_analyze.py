@@ -96,3 +96,12 @@ def test_compare_puts_every_runs_disabling_curve_on_one_plot(analysis, tmp_path)
     assert all(points[0]["k"] == 0 for points in curves.values())
     assert (tmp_path / "out" / "expert_disabling.png").is_file()
     assert RunDir(gshard).traces_dir.is_dir()  # the compared run's own trace, in its own run directory
+
+
+def test_a_dense_run_is_refused_naming_it(tmp_path):
+    from tests.analysis.analysed_run import train_domains_run
+
+    dense = train_domains_run(tmp_path, steps=2, model__moe_layer_indices=[])
+    with pytest.raises(ValueError, match="is a dense model .no MoE layer.: it has no experts to analyse"):
+        analyze_run(dense)
+    assert not RunDir(dense).traces_dir.exists()

@@ -60,6 +60,8 @@ def opened(run_dir: str | Path, data: str | None, max_tokens: int, step: int | N
     run = RunDir(run_dir)
     chosen = checkpoint_of(run, step)
     loaded = load_run(run.path, chosen.path if chosen else None)
+    if not loaded.config.model.moe_layers:
+        raise ValueError(f"{str(run.path)!r} is a dense model (no MoE layer): it has no experts to analyse")
     return run, loaded, analysis_data(loaded.config, loaded.tokenizer, run.tokenizer_path, data, max_tokens)
 
 
@@ -94,9 +96,6 @@ def analyze_run(run_dir: str | Path, data: str | None = None, step: int | None =
     once the new one is complete."""
     run, loaded, domain_data = opened(run_dir, data, max_tokens, step)
     others = [opened(other, data, max_tokens) for other in compare]  # every run opens before any work is done
-    for other_run, other_loaded, _ in others:
-        if not other_loaded.config.model.moe_layers:
-            raise ValueError(f"--compare {str(other_run.path)!r} has no MoE layer: no experts to disable")
     ks = disabling_steps([each.config.model.n_routed_experts for each in [loaded, *(other for _, other, _ in others)]])
     numbers = run_numbers(run, loaded, domain_data, ks[0] if probes else None, probe_batches)
     if probes:
