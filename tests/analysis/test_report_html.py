@@ -58,3 +58,10 @@ def test_every_section_is_in_the_contents(tmp_path):
 def test_written_atomically_with_no_temporaries_left(tmp_path):
     synthetic_report(tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["figures", "report.html"]
+
+
+def test_non_finite_numbers_become_null_in_the_analysis_json():
+    from dsmoe.analysis.report import finite
+
+    assert finite({"a": [1.0, float("nan")], "b": {"c": float("inf")}, "d": "x"}) == {"a": [1.0, None],
+                                                                                      "b": {"c": None}, "d": "x"}

@@ -4,6 +4,7 @@ directory renamed over the output only once all of it is written (an earlier ana
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from dsmoe.analysis import report_probe_sections as probe_sections
@@ -37,12 +38,25 @@ def overview_section(numbers: dict, out: Path, metrics_path: Path | None) -> Sec
     return Section("overview", "Overview", "", blocks)
 
 
+def finite(value):
+    """`value` with every NaN or infinity (a diverged statistic) replaced by None: strict JSON, which a browser's
+    JSON.parse reads."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
 def write_analysis(out_dir: Path, numbers: dict, metrics_path: Path | None = None) -> Path:
     """numbers.json, the plots and report.html in `out_dir` (see the module docstring); returns the report's path."""
     check_output(out_dir)
+    numbers = finite(numbers)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out_dir, replace=True) as temporary:
-        (temporary / NUMBERS).write_text(json.dumps(numbers, indent=1) + "\n")
+        (temporary / NUMBERS).write_text(json.dumps(numbers, indent=1, allow_nan=False) + "\n")
         built = [overview_section(numbers, temporary, metrics_path)]
         built += [section for build in SECTIONS if (section := build(numbers, temporary)) is not None]
         write_report(temporary / REPORT, "Expert analysis", f"{numbers['run']} at step {numbers['step']}", built,
