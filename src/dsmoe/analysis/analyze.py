@@ -9,15 +9,16 @@ kept checkpoints, the expert-disabling and shared-expert probes: analysis.model_
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from dsmoe.analysis.domain_data import DomainData, analysis_data
 from dsmoe.analysis.load_balance import load_over_training
 from dsmoe.analysis.model_numbers import ProbeData, disabling_curve, model_numbers, stability_numbers
 from dsmoe.analysis.probes import disabling_steps
-from dsmoe.analysis.report import NUMBERS, REPORT, write_analysis
+from dsmoe.analysis.report import REPORT, check_output, write_analysis
 from dsmoe.analysis.trace_numbers import trace_numbers
 from dsmoe.analysis.trace_store import stored_trace
 from dsmoe.runs import CheckpointDir, LoadedRun, RunDir, load_run
@@ -72,7 +73,7 @@ def run_numbers(run: RunDir, loaded: LoadedRun, data: DomainData, disabling_ks: 
     config, model = loaded.config, loaded.model
     checkpoint = CheckpointDir(loaded.checkpoint)
     seq_len, batch_size = config.data.seq_len, config.train.batch_size
-    trace = stored_trace(run.traces_dir, model, checkpoint, data.tokens, seq_len, batch_size)
+    trace = stored_trace(run.traces_dir, checkpoint, data.tokens, seq_len, batch_size, lambda: model)
     numbers = {"run": str(run.path), "checkpoint": str(checkpoint.path), "step": checkpoint.step,
                "data": data.described, "domains": trace.domain_names, "n_tokens": trace.n_tokens,
                "moe_layers": trace.moe_layers, "n_experts": trace.n_experts, "top_k": trace.top_k,
@@ -81,7 +82,8 @@ def run_numbers(run: RunDir, loaded: LoadedRun, data: DomainData, disabling_ks: 
     if run.metrics_path.is_file():
         numbers["over_training"] = load_over_training(read_metrics(run.metrics_path))
     probe_data = ProbeData(data.tokens, seq_len, batch_size, loaded.tokenizer, probe_batches)
-    numbers.update(model_numbers(model, trace, probe_data, disabling_ks))
+    loads = {int(layer): np.array(stats["load"]["tokens_per_expert"]) for layer, stats in numbers["layers"].items()}
+    numbers.update(model_numbers(model, loads, probe_data, disabling_ks))
     numbers["stability"] = stability_numbers(run, checkpoint, trace, data.tokens, seq_len, batch_size)
     return numbers
 
@@ -94,6 +96,8 @@ def analyze_run(run_dir: str | Path, data: str | None = None, step: int | None =
     shares of its experts disabled: 0, 1, .., 4 over the fewest experts of any of them); write numbers.json,
     the plots and report.html to `out` (default RUN/analysis/report/), replacing an earlier analysis there only
     once the new one is complete."""
+    out_dir = Path(out) if out else RunDir(run_dir).analysis_report_dir
+    check_output(out_dir)
     run, loaded, domain_data = opened(run_dir, data, max_tokens, step)
     others = [opened(other, data, max_tokens) for other in compare]  # every run opens before any work is done
     ks = disabling_steps([each.config.model.n_routed_experts for each in [loaded, *(other for _, other, _ in others)]])
@@ -104,6 +108,4 @@ def analyze_run(run_dir: str | Path, data: str | None = None, step: int | None =
         for label, other_ks, (other_run, other_loaded, other_data) in zip(labels[1:], ks[1:], others):
             curves[label] = disabling_curve(other_run, other_loaded, other_data.tokens, probe_batches, other_ks)
         numbers["expert_disabling"] = curves
-    out_dir = Path(out) if out else run.analysis_report_dir
-    write_analysis(out_dir, numbers, run.metrics_path)
-    return Analysis(out_dir, json.loads((out_dir / NUMBERS).read_text()))
+    return Analysis(out_dir, write_analysis(out_dir, numbers, run.metrics_path))

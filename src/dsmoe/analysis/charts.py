@@ -91,8 +91,8 @@ def grouped_bars(path: Path, title: str, ylabel: str, groups: dict[str, dict[str
         ys = [groups[group].get(name, np.nan) for group in names]
         yerr = [errors[group].get(name, 0.0) for group in names] if errors else None
         ax.bar(xs, ys, width, yerr=yerr, capsize=3 if errors else 0, label=name)
-    ax.set_xticks(range(len(names)), names, rotation=30 if max(map(len, names), default=0) > 8 else 0,
-                  ha="right" if max(map(len, names), default=0) > 8 else "center")
+    slanted = max(map(len, names), default=0) > 8  # long names would overlap
+    ax.set_xticks(range(len(names)), names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel)
     ax.set_title(title)

@@ -23,7 +23,7 @@ from dsmoe.analysis.trace_store import stored_trace
 from dsmoe.data import token_byte_lengths, val_batches
 from dsmoe.eval.evaluate import evaluate_domains
 from dsmoe.runs import CheckpointDir, LoadedRun, RunDir, load_run
-from dsmoe.runs.checkpoint import CorruptCheckpointError, verify_checkpoint
+from dsmoe.runs.checkpoint import CorruptCheckpointError
 
 SAMPLE_BATCHES = 2  # per domain, for the output norms and the expert outputs compared
 
@@ -53,13 +53,15 @@ def trace_loads(trace: Trace) -> dict[int, np.ndarray]:
     return {layer: expert_loads(trace.experts(layer), trace.n_experts) for layer in trace.moe_layers}
 
 
-def model_numbers(model: nn.Module, trace: Trace, data: ProbeData, disabling_ks: list[int] | None) -> dict:
-    """Norms, redundancy and, unless disabling_ks is None, the probes (the disabling curve at those k)."""
+def model_numbers(model: nn.Module, loads: dict[int, np.ndarray], data: ProbeData,
+                  disabling_ks: list[int] | None) -> dict:
+    """Norms, redundancy and, unless disabling_ks is None, the probes (the disabling curve at those k, disabling
+    the most-loaded experts of `loads`, layer -> tokens per expert)."""
     has_shared = any(block.is_moe and block.ffn.shared_experts is not None for block in model.layers)
     numbers = {"shared_vs_routed": shared_routed_norms(model, data.sample_batches()) if has_shared else None,
                "redundancy": redundancy_numbers(model, data.sample_batches())}
     if disabling_ks is not None:
-        numbers["expert_disabling"] = expert_disabling_curve(model, trace_loads(trace), data.evaluate, disabling_ks)
+        numbers["expert_disabling"] = expert_disabling_curve(model, loads, data.evaluate, disabling_ks)
         numbers["shared_expert_probe"] = shared_expert_probe(model, data.evaluate) if has_shared else None
     return numbers
 
@@ -68,8 +70,8 @@ def disabling_curve(run: RunDir, loaded: LoadedRun, tokens: dict[str, np.ndarray
                     ks: list[int]) -> list[dict]:
     """The expert-disabling curve of another run (a --compare run), from its own trace of the same text."""
     config = loaded.config
-    trace = stored_trace(run.traces_dir, loaded.model, CheckpointDir(loaded.checkpoint), tokens, config.data.seq_len,
-                         config.train.batch_size)
+    trace = stored_trace(run.traces_dir, CheckpointDir(loaded.checkpoint), tokens, config.data.seq_len,
+                         config.train.batch_size, lambda: loaded.model)
     data = ProbeData(tokens, config.data.seq_len, config.train.batch_size, loaded.tokenizer, max_batches)
     return expert_disabling_curve(loaded.model, trace_loads(trace), data.evaluate, ks)
 
@@ -77,18 +79,18 @@ def disabling_curve(run: RunDir, loaded: LoadedRun, tokens: dict[str, np.ndarray
 def stability_numbers(run: RunDir, analysed: CheckpointDir, trace: Trace, tokens: dict[str, np.ndarray],
                       seq_len: int, batch_size: int) -> list[dict]:
     """For every other intact checkpoint of the run, oldest first: the share of tokens whose expert set differs
-    from the analysed checkpoint's, per layer (how early routing settles). A corrupt one is skipped, said so."""
+    from the analysed checkpoint's, per layer (how early routing settles). A checkpoint is loaded (and verified)
+    only when its trace is not stored yet; a corrupt one is skipped, said so."""
     found = []
     for checkpoint in run.checkpoints():
         if checkpoint.path == analysed.path:
             continue
         try:
-            verify_checkpoint(checkpoint)
+            other = stored_trace(run.traces_dir, checkpoint, tokens, seq_len, batch_size,
+                                 lambda checkpoint=checkpoint: load_run(run.path, checkpoint.path).model)
         except CorruptCheckpointError as error:
             print(f"routing stability: skipping corrupt checkpoint ({error})", file=sys.stderr)
             continue
-        other = stored_trace(run.traces_dir, load_run(run.path, checkpoint.path).model, checkpoint, tokens, seq_len,
-                             batch_size)
         check_same_tokens(trace.token_ids, other.token_ids)
         found.append({"checkpoint": str(checkpoint.path), "step": checkpoint.step,
                       "layers": {str(layer): expert_set_changes(other.experts(layer), trace.experts(layer))

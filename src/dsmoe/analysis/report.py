@@ -50,8 +50,9 @@ def finite(value):
     return value
 
 
-def write_analysis(out_dir: Path, numbers: dict, metrics_path: Path | None = None) -> Path:
-    """numbers.json, the plots and report.html in `out_dir` (see the module docstring); returns the report's path."""
+def write_analysis(out_dir: Path, numbers: dict, metrics_path: Path | None = None) -> dict:
+    """numbers.json, the plots and report.html in `out_dir` (see the module docstring); returns the numbers as
+    written (non-finite ones as None)."""
     check_output(out_dir)
     numbers = finite(numbers)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -61,4 +62,4 @@ def write_analysis(out_dir: Path, numbers: dict, metrics_path: Path | None = Non
         built += [section for build in SECTIONS if (section := build(numbers, temporary)) is not None]
         write_report(temporary / REPORT, "Expert analysis", f"{numbers['run']} at step {numbers['step']}", built,
                      numbers["moe_layers"], numbers)
-    return out_dir / REPORT
+    return numbers

@@ -9,6 +9,7 @@ is written whole into a temporary directory and renamed (dsmoe.atomic), so a kil
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,13 @@ def trace_path(traces_dir: Path, checkpoint: CheckpointDir, domain_tokens: dict[
     return Path(traces_dir) / f"{checkpoint.path.name}-{digest.hexdigest()[:DIGEST_CHARS]}"
 
 
-def stored_trace(traces_dir: Path, model: nn.Module, checkpoint: CheckpointDir, domain_tokens: dict[str, np.ndarray],
-                 seq_len: int, batch_size: int) -> Trace:
-    """The trace of `model` (the weights of `checkpoint`) over `domain_tokens`: opened if stored, else recorded."""
+def stored_trace(traces_dir: Path, checkpoint: CheckpointDir, domain_tokens: dict[str, np.ndarray], seq_len: int,
+                 batch_size: int, load_model: Callable[[], nn.Module]) -> Trace:
+    """The trace of the weights of `checkpoint` over `domain_tokens`: opened if stored, else recorded with the
+    model load_model() gives (called only then: a stored trace needs no model)."""
     path = trace_path(traces_dir, checkpoint, domain_tokens, seq_len)
     if not (path / META).is_file():
+        model = load_model()
         with atomic_directory(path, replace=True) as temporary:
             record_trace(model, domain_tokens, seq_len, temporary, batch_size, checkpoint.path)
     return Trace(path)
