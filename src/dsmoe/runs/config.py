@@ -1,5 +1,5 @@
-"""A run's full configuration: the [model], [data] and [train] sections of its config.toml (or any TOML file),
-plus --set overrides."""
+"""A run's full configuration: the [model], [data], [train] and [parallel] sections of its config.toml (or any TOML
+file), plus --set overrides."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from dsmoe import presets
 from dsmoe.config import ModelConfig
 from dsmoe.data.config import DataConfig
 from dsmoe.field_rules import FieldError
+from dsmoe.parallel.config import ParallelConfig, check_layout
 from dsmoe.structured_files import read_table
 from dsmoe.train.config import TrainConfig
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "parallel": ParallelConfig}
 
 
 def _check_keys(section: str, values: dict[str, Any]) -> None:
@@ -78,6 +79,10 @@ class RunConfig:
     model: ModelConfig = field(default_factory=lambda: presets.get("tiny"))
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+
+    def __post_init__(self) -> None:
+        check_layout(self.parallel, self.model, self.train.batch_size)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], overrides: Sequence[Override] = ()) -> "RunConfig":
@@ -110,7 +115,7 @@ class RunConfig:
         """Sections without None values; the model's derived fields stay unset (an MLA config must not name
         n_kv_heads or head_dim, so writing their derived values would make the TOML unloadable)."""
         values = {"model": self.model.to_dict(), "data": dataclasses.asdict(self.data),
-                  "train": dataclasses.asdict(self.train)}
+                  "train": dataclasses.asdict(self.train), "parallel": dataclasses.asdict(self.parallel)}
         return {name: {k: v for k, v in section.items() if v is not None} for name, section in values.items()}
 
     def to_toml(self) -> str:
