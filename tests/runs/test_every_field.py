@@ -10,11 +10,13 @@ import tomli_w
 
 from dsmoe import config_checks
 from dsmoe.data import config as data_config
+from dsmoe.parallel import config as parallel_config
 from dsmoe.runs import RunConfig
 from dsmoe.runs.config import SECTIONS
 from dsmoe.train import config as train_config
 
-RULES = {"model": config_checks.FIELD_RULES, "data": data_config.FIELD_RULES, "train": train_config.FIELD_RULES}
+RULES = {"model": config_checks.FIELD_RULES, "data": data_config.FIELD_RULES, "train": train_config.FIELD_RULES,
+         "parallel": parallel_config.FIELD_RULES}
 WRONG_TYPES = {  # by the field's annotation, so the rules are checked against the dataclass
     "int": ["2", True, 2.0],
     "float": ["1.0", True, math.inf, -math.inf, math.nan],

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+import torch.distributed
+
 from dsmoe.cli import analyze_cmd, convert_cmd, demo_cmd, eval_cmd, generate_cmd, params_cmd, train_cmd
 from dsmoe.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED
 from dsmoe.train.loop import NonFiniteLossError
@@ -48,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except NonFiniteLossError as error:
         print(f"{prefix}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except torch.distributed.DistError as error:  # a peer died, or hung past parallel.timeout_s
+        rank = os.environ.get("RANK", "?")
+        print(f"{prefix}: error: rank {rank}: a collective with the other ranks failed (one died, or did not answer "
+              f"within parallel.timeout_s): {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:  # Ctrl-C outside the training loop, which saves and stops on its own
         print(f"{prefix}: interrupted", file=sys.stderr)

@@ -24,10 +24,11 @@ def run(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *([("data.path", args.data)] if args.data is not None else [])]
     result = train(resolve_cli_config(args.config, overrides, Path(args.out), args.resume), Path(args.out),
                    resume=args.resume)
-    print(f"stopped at step {result.step}" + (f" ({result.stopped_early})" if result.stopped_early else ""))
-    if result.final_eval is not None:
-        print(f"validation: {result.final_eval.summary()}")
-    print(f"run directory: {result.run_dir}")
+    if result.writer:  # under torchrun, rank 0 speaks for the job
+        print(f"stopped at step {result.step}" + (f" ({result.stopped_early})" if result.stopped_early else ""))
+        if result.final_eval is not None:
+            print(f"validation: {result.final_eval.summary()}")
+        print(f"run directory: {result.run_dir}")
     return for_stop(result.stopped_early)
 
 

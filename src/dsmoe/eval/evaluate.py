@@ -33,9 +33,10 @@ def evaluate_tokens(model: nn.Module, tokens: np.ndarray, seq_len: int, batch_si
     was_training = model.training
     model.eval()
     nll, n_tokens, n_bytes = 0.0, 0, 0
+    device = next(model.parameters()).device
     for inputs, targets in val_batches(tokens, seq_len, batch_size, max_batches):
-        logits = model(inputs).logits
-        nll += F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="sum").item()
+        logits = model(inputs.to(device)).logits
+        nll += F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten(), reduction="sum").item()
         n_tokens += targets.numel()
         n_bytes += int(token_bytes[targets.numpy()].sum())
     model.train(was_training)

@@ -55,12 +55,12 @@ def init_parallel(config: ParallelConfig, device_type: str | None = None) -> Par
     ep * dp, or a parallel config run without torchrun, naming both."""
     if not launched_by_torchrun():
         missing = [name for name in LAUNCH_VARIABLES if name not in os.environ]
-        raise RuntimeError(f"parallel.ep={config.ep} x parallel.dp={config.dp} needs {config.world_size} processes "
+        raise ValueError(f"parallel.ep={config.ep} x parallel.dp={config.dp} needs {config.world_size} processes "
                            f"started by torchrun (missing {', '.join(missing)}): torchrun --nproc-per-node "
                            f"{config.world_size} -m dsmoe train ...")
     world_size = int(os.environ["WORLD_SIZE"])
     if world_size != config.world_size:
-        raise RuntimeError(f"torchrun started {world_size} processes but parallel.ep={config.ep} x "
+        raise ValueError(f"torchrun started {world_size} processes but parallel.ep={config.ep} x "
                            f"parallel.dp={config.dp} = {config.world_size}: set --nproc-per-node (times --nnodes) "
                            "to ep * dp")
     device_type = device_type or ("cuda" if torch.cuda.is_available() else "cpu")

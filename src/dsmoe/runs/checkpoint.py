@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from dsmoe.atomic import atomic_directory
@@ -36,14 +36,17 @@ class CorruptCheckpointError(ValueError):
     """A checkpoint file differs from its manifest, or cannot be parsed; the message names the file."""
 
 
-def save_checkpoint(run: RunDir, step: int, model: nn.Module, trainer_state: dict, config_toml: str,
-                    keep_last: int) -> CheckpointDir:
+def save_checkpoint(run: RunDir, step: int, weights: nn.Module | dict[str, torch.Tensor], trainer_state: dict,
+                    config_toml: str, keep_last: int) -> CheckpointDir:
     """Write checkpoint `step` atomically (replacing one of the same step), then delete all but the newest
-    `keep_last`."""
+    `keep_last`. `weights`: a model, or its state dict with each tied tensor once (dsmoe.parallel.ranks)."""
     checkpoint = run.checkpoint(step)
     with atomic_directory(checkpoint.path, replace=True) as temporary:
         written = CheckpointDir(temporary)
-        save_model(model, str(written.weights_path))
+        if isinstance(weights, nn.Module):
+            save_model(weights, str(written.weights_path))
+        else:
+            save_file(weights, str(written.weights_path))
         torch.save(trainer_state, written.trainer_state_path)
         written.config_path.write_text(config_toml)
         write_manifest(written)

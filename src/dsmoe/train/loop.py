@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -16,9 +17,12 @@ from dsmoe.atomic import atomic_file, remove_temporaries
 from dsmoe.data import TrainBatches, prepare_data, token_byte_lengths
 from dsmoe.eval import EvalResult, evaluate_domains
 from dsmoe.model import DeepSeekMoEForCausalLM, apply_activation_checkpointing
+from dsmoe.parallel import ParallelConfig
+from dsmoe.parallel.ranks import ParallelRanks, SingleProcess, join_ranks
 from dsmoe.routers import discard_router_updates, install_router_updates
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs import checkpoint as ckpt
+from dsmoe.runs.layout import CheckpointDir
 from dsmoe.runs.lock import lock_run
 from dsmoe.runtime import retain_freed_memory
 from dsmoe.train.metrics import MetricsLog, eval_record, expert_metrics
@@ -35,6 +39,7 @@ class TrainResult:
     step: int
     stopped_early: str | None
     final_eval: EvalResult | None
+    writer: bool = True  # this process wrote the run (the only one, or rank 0 of a torchrun job)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -62,50 +67,86 @@ class StopRequest:
 
 
 def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -> TrainResult:
-    """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation."""
+    """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation. Under torchrun every
+    rank calls it (with the same arguments); rank 0 alone writes the run directory."""
     run_dir = RunDir(run_dir)
-    with lock_run(run_dir):  # before anything in the run directory is written, until the last write
-        config, changes = resolve_run_config(config, run_dir, resume)
-        remove_temporaries(run_dir.path, run_dir.checkpoints_dir)  # of writes killed midway: none is live here
-        if config.train.tensorboard:
-            summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
-        if config.train.retain_freed_memory:
-            retain_freed_memory()
-        data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size, reuse_tokenizer=resume)
-        config = replace(config, data=data.config)  # the corpus's identity (absolute path, sha256), fixed at start
-        if changes:  # only now: the corpus could still have refused the resume
-            print("--resume: applying " + "; ".join(changes))
-        torch.manual_seed(config.train.seed)
-        model = DeepSeekMoEForCausalLM(config.model)
-        apply_activation_checkpointing(model, config.train.activation_checkpointing)
-        optimizer = build_optimizer(model, config.train)
-        progress = TrainingProgress(config.train)
-        scheduler = build_scheduler(optimizer, config.train, progress.position)
-        install_router_updates(optimizer, model)
-        start_step = restore(run_dir, model, optimizer, scheduler, progress) if resume else 0
+    ranks = join_ranks(layout_of(config, run_dir, resume))
+    try:
+        # before anything in the run directory is written, until the last write
+        with lock_run(run_dir) if ranks.is_writer else contextlib.nullcontext():
+            return train_on_ranks(ranks, config, run_dir, resume)
+    finally:
+        ranks.close()
+
+
+def layout_of(config: RunConfig | None, run_dir: RunDir, resume: bool) -> ParallelConfig:
+    """The [parallel] section to start the processes with: the given config's, else the resumed run's."""
+    if config is not None:
+        return config.parallel
+    if resume and run_dir.config_path.is_file():
+        return RunConfig.load(run_dir.config_path).parallel
+    return ParallelConfig()
+
+
+def train_on_ranks(ranks: SingleProcess | ParallelRanks, config: RunConfig | None, run_dir: RunDir,
+                   resume: bool) -> TrainResult:
+    if ranks.is_writer:
+        config, data = prepare_run(config, run_dir, resume)
+    config = ranks.broadcast(config if ranks.is_writer else None)  # with the corpus's identity fixed by rank 0
+    if not ranks.is_writer:  # the tokenizer and token caches rank 0 wrote, read only
+        data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size, reuse_tokenizer=True)
+    if config.train.retain_freed_memory:
+        retain_freed_memory()
+    torch.manual_seed(config.train.seed)
+    model = ranks.prepare(DeepSeekMoEForCausalLM(config.model))
+    apply_activation_checkpointing(model, config.train.activation_checkpointing)
+    optimizer = build_optimizer(model, config.train)
+    progress = TrainingProgress(config.train)
+    scheduler = build_scheduler(optimizer, config.train, progress.position)
+    install_router_updates(optimizer, model, ranks.reduce_sum)
+    start_step = restore(ranks, run_dir, model, optimizer, scheduler, progress) if resume else 0
+    if ranks.is_writer:
         with atomic_file(run_dir.config_path) as temporary:
             temporary.write_text(config.to_toml())
-        trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step, progress)
-        return trainer.run()
+    trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step, progress, ranks)
+    return trainer.run()
 
 
-def restore(run_dir: RunDir, model, optimizer, scheduler, progress: TrainingProgress) -> int:
+def prepare_run(config: RunConfig | None, run_dir: RunDir, resume: bool):
+    """The config to train with (checked against the run directory) and its prepared data."""
+    config, changes = resolve_run_config(config, run_dir, resume)
+    remove_temporaries(run_dir.path, run_dir.checkpoints_dir)  # of writes killed midway: none is live here
+    if config.train.tensorboard:
+        summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
+    data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size, reuse_tokenizer=resume)
+    config = replace(config, data=data.config)  # the corpus's identity (absolute path, sha256), fixed at start
+    if changes:  # only now: the corpus could still have refused the resume
+        print("--resume: applying " + "; ".join(changes))
+    return config, data
+
+
+def restore(ranks: SingleProcess | ParallelRanks, run_dir: RunDir, model, optimizer, scheduler,
+            progress: TrainingProgress) -> int:
     """Load the newest intact checkpoint's weights, optimizer, schedule, training time and RNG; return its step.
-    Corrupt newer checkpoints (named on stderr) are moved aside: training from here writes them again."""
-    checkpoint = ckpt.newest_intact_checkpoint(run_dir)
-    ckpt.set_aside_checkpoints_after(run_dir, checkpoint)
-    ckpt.load_weights(checkpoint, model)
+    Corrupt newer checkpoints (named on stderr) are moved aside: training from here writes them again. Rank 0
+    chooses the checkpoint; every rank loads its own pieces of it."""
+    if ranks.is_writer:
+        checkpoint = ckpt.newest_intact_checkpoint(run_dir)
+        ckpt.set_aside_checkpoints_after(run_dir, checkpoint)
+    checkpoint = CheckpointDir(ranks.broadcast(checkpoint.path if ranks.is_writer else None))
+    ranks.load_weights(checkpoint, model)
     state = ckpt.load_trainer_state(checkpoint)
     progress.load_state_dict(state.get("progress", {"elapsed_s": 0.0}))  # older checkpoints did not keep it
-    load_optimizer_state(optimizer, scheduler, state["optimizer"], state["scheduler"])  # with the config's settings
+    optimizer_state = ranks.local_optimizer_state(state["optimizer"], optimizer, model)
+    load_optimizer_state(optimizer, scheduler, optimizer_state, state["scheduler"])  # with the config's settings
     torch.set_rng_state(state["rng"])
     return state["step"]
 
 
 class Trainer:
     def __init__(self, config: RunConfig, run_dir: RunDir, model, optimizer, scheduler, data, start_step: int,
-                 progress: TrainingProgress):
-        self.config, self.cfg, self.run_dir = config, config.train, run_dir
+                 progress: TrainingProgress, ranks: SingleProcess | ParallelRanks):
+        self.config, self.cfg, self.run_dir, self.ranks = config, config.train, run_dir, ranks
         self.model, self.optimizer, self.scheduler, self.data = model, optimizer, scheduler, data
         self.step, self.progress = start_step, progress
         self.forward_model = torch.compile(model) if self.cfg.compile else model
@@ -113,8 +154,8 @@ class Trainer:
                                     self.cfg.seed)
         self.token_bytes = token_byte_lengths(data.tokenizer)
         self.val_tokens = {domain: data.val.domain_tokens(domain) for domain in data.val.domains}
-        self.logs = [MetricsLog(run_dir.metrics_path, resume_step=start_step)]
-        if self.cfg.tensorboard:
+        self.logs = [MetricsLog(run_dir.metrics_path, resume_step=start_step)] if ranks.is_writer else []
+        if self.cfg.tensorboard and ranks.is_writer:
             self.logs.append(TensorBoardLog(run_dir.tensorboard_dir, resume_step=start_step))
         self.nonfinite_streak = 0
 
@@ -127,7 +168,7 @@ class Trainer:
             final = None if interrupted else self.evaluate(max_batches=None)
             if final is not None:
                 self.log(eval_record(self.step, final, final=True))
-            return TrainResult(self.run_dir.path, self.step, stopped, final)
+            return TrainResult(self.run_dir.path, self.step, stopped, final, self.ranks.is_writer)
         finally:
             for log in self.logs:
                 log.close()
@@ -136,12 +177,18 @@ class Trainer:
         """Optimizer steps until train.steps, a signal or the time budget; returns why it stopped early."""
         self.progress.start()
         stopped = self.over_time_budget()  # a resumed run may have spent its budget already
-        with tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True) as bar, \
-                StopRequest() as stop:
+        with tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                  disable=not self.ranks.is_writer) as bar, StopRequest() as stop:
             while self.step < self.cfg.steps and stopped is None:
                 self.train_one_step(bar)
-                stopped = stop.reason or self.over_time_budget()
+                stopped = self.agreed_stop(stop.reason or self.over_time_budget())
         return stopped
+
+    def agreed_stop(self, reason: str | None) -> str | None:
+        """Every rank stops at the same step: when any asked to (a signal reaches each process on its own)."""
+        if not self.ranks.agree(reason is not None):
+            return None
+        return reason or self.ranks.broadcast(reason) or "stopped by another rank"
 
     def log(self, record: dict) -> None:
         """The same record to metrics.jsonl and, when on, TensorBoard."""
@@ -153,11 +200,13 @@ class Trainer:
 
     def train_one_step(self, bar: tqdm) -> None:
         started = time.perf_counter()
-        inputs, labels = self.batches.batch(self.step)
+        inputs, labels = (batch.to(self.ranks.device) for batch in self.batches.batch(self.step))
         self.model.train()
-        result = accumulate_gradients(self.forward_model, inputs, labels, self.cfg.grad_accum, self.cfg.dtype)
+        result = accumulate_gradients(self.forward_model, inputs, labels, self.cfg.grad_accum, self.cfg.dtype,
+                                      self.ranks.world_size, self.ranks.rank, self.ranks.reduce_sum)
+        traffic = self.ranks.traffic(self.model, self.config.model.moe_layers)
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        grad_norm = self.ranks.clip_grad_norm(self.model, max_norm)
         if not (math.isfinite(result.loss) and math.isfinite(grad_norm)):
             self.skip_step(result.loss, grad_norm)
             return
@@ -168,7 +217,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         tokens_per_s = inputs.numel() / (time.perf_counter() - started)
-        self.log_step(result, lr, grad_norm, tokens_per_s)
+        self.log_step(result, lr, grad_norm, tokens_per_s, traffic)
         bar.set_postfix(loss=f"{result.loss:.3f}", tok_s=f"{tokens_per_s:,.0f}")
         bar.update(1)
         self.maybe_eval_and_save()
@@ -185,10 +234,12 @@ class Trainer:
             raise NonFiniteLossError(f"{self.nonfinite_streak} consecutive non-finite losses at step {self.step}; "
                                      f"stopping. Last good checkpoint: {latest}")
 
-    def log_step(self, result: StepResult, lr: float, grad_norm: float, tokens_per_s: float) -> None:
+    def log_step(self, result: StepResult, lr: float, grad_norm: float, tokens_per_s: float,
+                 traffic: dict | None) -> None:
         self.log({"step": self.step, "loss": result.loss, "lm_loss": result.lm_loss, **result.aux_losses,
                   "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s,
-                  "experts": expert_metrics(self.config.model.moe_layers, result.router_stats)})
+                  "experts": expert_metrics(self.config.model.moe_layers, result.router_stats),
+                  **({"traffic": traffic} if traffic is not None else {})})
 
     def maybe_eval_and_save(self) -> None:
         every_eval, every_save = self.cfg.eval_every, self.cfg.save_every
@@ -202,7 +253,11 @@ class Trainer:
                                 self.cfg.batch_size, self.token_bytes, max_batches)
 
     def save(self) -> None:
-        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
+        """A checkpoint of full single-process tensors, whatever the layout (dsmoe.parallel.state); rank 0 writes."""
+        weights = self.ranks.model_state(self.model)
+        state = {"step": self.step, "optimizer": self.ranks.optimizer_state(self.optimizer, self.model),
                  "scheduler": self.scheduler.state_dict(), "progress": self.progress.state_dict(),
                  "rng": torch.get_rng_state()}
-        ckpt.save_checkpoint(self.run_dir, self.step, self.model, state, self.config.to_toml(), self.cfg.keep_last)
+        if self.ranks.is_writer:
+            ckpt.save_checkpoint(self.run_dir, self.step, weights, state, self.config.to_toml(), self.cfg.keep_last)
+        self.ranks.barrier()  # no rank goes on (or exits) before the checkpoint is written

@@ -1,0 +1,151 @@
+"""What the training loop asks of the processes it runs on, in one interface: a single process (`SingleProcess`,
+every call the plain local one) or the ranks of a torchrun job (`ParallelRanks`). The loop has one code path;
+only rank 0 writes (run directory, logs, checkpoints), and every decision that ends or skips a step is agreed."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+from torch import nn
+
+from dsmoe.parallel.config import ParallelConfig
+from dsmoe.parallel.grad_norm import clip_grad_norm
+from dsmoe.parallel.mesh import ParallelMesh, init_parallel
+from dsmoe.parallel.parallelize import moe_layers, parallelize
+from dsmoe.parallel.state import (gathered_model_state, gathered_optimizer_state, load_model_state,
+                                  local_optimizer_state)
+from dsmoe.parallel.traffic import traffic_record
+from dsmoe.routers.step_updates import ReduceSum
+from dsmoe.runs import checkpoint as ckpt
+from dsmoe.runs.layout import CheckpointDir
+
+
+def unique_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """model.state_dict() with a tied tensor once, under its first name (what safetensors' save_model keeps)."""
+    seen, state = set(), {}
+    for name, value in model.state_dict().items():
+        if id(value) not in seen:
+            seen.add(id(value))
+            state[name] = value.detach().contiguous()
+    return state
+
+
+class SingleProcess:
+    """One process: nothing to shard, reduce or agree on."""
+
+    world_size, rank, is_writer = 1, 0, True
+    device = torch.device("cpu")
+    reduce_sum: ReduceSum | None = None
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def agree(self, flag: bool) -> bool:
+        return flag
+
+    def broadcast(self, value: Any) -> Any:
+        return value
+
+    def barrier(self) -> None:
+        pass
+
+    def clip_grad_norm(self, model: nn.Module, max_norm: float) -> float:
+        return float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+
+    def model_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        return unique_state(model)
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> dict:
+        return optimizer.state_dict()
+
+    def load_weights(self, checkpoint: CheckpointDir, model: nn.Module) -> None:
+        ckpt.load_weights(checkpoint, model)
+
+    def local_optimizer_state(self, state: dict, optimizer: torch.optim.Optimizer, model: nn.Module) -> dict:
+        return state
+
+    def traffic(self, model: nn.Module, moe_layer_indices: list[int]) -> dict | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class ParallelRanks:
+    """The ranks of a torchrun job over a ("dp", "ep") mesh; the model is parallelized by `prepare`."""
+
+    def __init__(self, config: ParallelConfig):
+        self.mesh: ParallelMesh = init_parallel(config)
+        self.config = config
+        self.world_size, self.rank = dist.get_world_size(), dist.get_rank()
+        self.is_writer = self.rank == 0
+        self.device = self.mesh.device
+
+    def reduce_sum(self, tensor: torch.Tensor) -> None:
+        """Sum over every rank, in place (through the collective's device: NCCL reduces GPU tensors only)."""
+        on_device = tensor.to(self.mesh.device)
+        dist.all_reduce(on_device)
+        if on_device is not tensor:
+            tensor.copy_(on_device)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        return parallelize(model.to(self.mesh.device), self.mesh, self.config)
+
+    def agree(self, flag: bool) -> bool:
+        """True on every rank when it is true on any (a stop request, the time budget)."""
+        value = torch.tensor([float(flag)], device=self.mesh.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's value, on every rank."""
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def clip_grad_norm(self, model: nn.Module, max_norm: float) -> float:
+        return clip_grad_norm(model, max_norm)
+
+    def model_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        return gathered_model_state(model, self.mesh)
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> dict:
+        return gathered_optimizer_state(optimizer, model, self.mesh)
+
+    def load_weights(self, checkpoint: CheckpointDir, model: nn.Module) -> None:
+        load_model_state(model, load_file(checkpoint.weights_path), self.mesh)
+
+    def local_optimizer_state(self, state: dict, optimizer: torch.optim.Optimizer, model: nn.Module) -> dict:
+        return local_optimizer_state(state, optimizer, model, self.mesh)
+
+    def traffic(self, model: nn.Module, moe_layer_indices: list[int]) -> dict | None:
+        """Every rank's traffic since the last call, per MoE layer (see traffic.py), then the counters restart."""
+        dispatchers = [moe.dispatcher for moe in moe_layers(model) if hasattr(moe.dispatcher, "traffic")]
+        if not dispatchers:
+            return None
+        mine_LF = torch.stack([dispatcher.traffic.as_tensor() for dispatcher in dispatchers]).to(self.mesh.device)
+        for dispatcher in dispatchers:
+            dispatcher.traffic.reset()
+        everyone_PLF = [torch.empty_like(mine_LF) for _ in range(self.world_size)]
+        dist.all_gather(everyone_PLF, mine_LF)
+        per_layer_LPF = torch.stack(everyone_PLF).transpose(0, 1).cpu()
+        return traffic_record(per_layer_LPF, moe_layer_indices)
+
+    def close(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def join_ranks(config: ParallelConfig) -> SingleProcess | ParallelRanks:
+    """The processes this run trains on: one, unless the layout asks for more (then torchrun must have started
+    exactly ep * dp of them) or torchrun started several."""
+    if config.world_size == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return SingleProcess()
+    return ParallelRanks(config)
