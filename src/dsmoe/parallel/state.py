@@ -27,7 +27,8 @@ def expert_block_names(model: nn.Module) -> set[str]:
 
 def full_tensor(value: torch.Tensor, expert_block: bool, mesh: ParallelMesh) -> torch.Tensor:
     """The whole tensor, on the CPU: FSDP2's shards gathered, then an expert block gathered over its ep group."""
-    whole = value.full_tensor() if isinstance(value, DTensor) else value.detach()
+    value = value.detach()
+    whole = value.full_tensor() if isinstance(value, DTensor) else value
     if expert_block and mesh.ep.size() > 1:
         blocks = [torch.empty_like(whole) for _ in range(mesh.ep.size())]
         dist.all_gather(blocks, whole.contiguous(), group=mesh.ep.get_group())
@@ -39,7 +40,7 @@ def local_piece(whole: torch.Tensor, like: torch.Tensor, expert_block: bool, mes
     """This rank's part of a full tensor, shaped and placed as `like` (a sharded parameter or its AdamW moment)."""
     if expert_block and mesh.ep.size() > 1:
         whole = whole.chunk(mesh.ep.size())[mesh.ep.get_local_rank()]
-    whole = whole.to(like.device, like.dtype)
+    whole = whole.detach().to(like.device, like.dtype)
     if isinstance(like, DTensor):
         return distribute_tensor(whole, like.device_mesh, like.placements, src_data_rank=None)
     return whole

@@ -66,14 +66,21 @@ def accumulate_gradients(model: nn.Module, inputs: torch.Tensor, labels: torch.T
     """
     total_targets = (labels != IGNORE_INDEX).sum().clamp_min(1)
     micro_batches = rank_micro_batches(inputs, labels, grad_accum, world_size, rank)
-    n_micro = grad_accum * world_size
+    return accumulate_micro_batches(model, micro_batches, total_targets, grad_accum * world_size, dtype, reduce_sum)
+
+
+def accumulate_micro_batches(model: nn.Module, micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
+                             total_targets: torch.Tensor, n_micro: int, dtype: str,
+                             reduce_sum: ReduceSum | None = None) -> StepResult:
+    """Forward/backward these (inputs, labels) micro-batches of a step of `n_micro` (over all ranks) holding
+    `total_targets` targets: LM losses weighted by their share of the targets, aux losses 1/n_micro."""
     lm_total, aux_total, stats = torch.zeros((), dtype=torch.float64), {}, []
     with balance_counts(model, [micro_inputs for micro_inputs, _ in micro_batches], dtype, reduce_sum):
         for micro_inputs, micro_labels in micro_batches:
-            with autocast_context(dtype, inputs.device):
+            with autocast_context(dtype, micro_inputs.device):
                 out = model(micro_inputs, labels=micro_labels)
             share = (micro_labels != IGNORE_INDEX).sum() / total_targets
-            aux = sum(out.aux_losses.values(), torch.zeros((), device=inputs.device)) / n_micro
+            aux = sum(out.aux_losses.values(), torch.zeros((), device=micro_inputs.device)) / n_micro
             (out.lm_loss * share + aux).backward()
             lm_total += (out.lm_loss.detach() * share).double().cpu()
             for name, value in out.aux_losses.items():
