@@ -33,6 +33,13 @@ def describe(error: OSError) -> str:
     return f"{error.filename}: {error.strerror or error}"
 
 
+def collective_failed(error: RuntimeError) -> bool:
+    """A peer died or hung in a torchrun job: torch's DistError, or Gloo's and NCCL's own RuntimeErrors (a Gloo
+    timeout is a plain RuntimeError naming gloo)."""
+    text = str(error).lower()
+    return isinstance(error, torch.distributed.DistError) or "gloo" in text or "nccl" in text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; every failure the user can act on ends in one line on stderr and a non-zero code."""
     args = build_parser().parse_args(argv)
@@ -51,10 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as error:
         print(f"{prefix}: error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except torch.distributed.DistError as error:  # a peer died, or hung past parallel.timeout_s
+    except RuntimeError as error:
+        if not collective_failed(error):
+            raise
         rank = os.environ.get("RANK", "?")
         print(f"{prefix}: error: rank {rank}: a collective with the other ranks failed (one died, or did not answer "
-              f"within parallel.timeout_s): {error}", file=sys.stderr)
+              f"within parallel.timeout_s): {str(error).strip().splitlines()[-1]}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:  # Ctrl-C outside the training loop, which saves and stops on its own
         print(f"{prefix}: interrupted", file=sys.stderr)

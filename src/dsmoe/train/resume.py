@@ -10,6 +10,9 @@ A resume never silently changes the run. Per field of the config it may be given
       save_every, keep_last, max_nonfinite, compile,
       activation_checkpointing, tensorboard, retain_freed_memory
     train.batch_size, grad_accum, seed, dtype       refused: the data order or the numerics would change
+    parallel.*                                      applied: checkpoints hold full tensors, cut anew for any
+                                                    layout (dsmoe.parallel.state); the micro-batch each rank's
+                                                    balance losses see changes with it
     model.*                                         refused: the checkpoint holds this model
     data.*                                          refused; data.path is compared resolved to an absolute path
                                                     (dsmoe.data.identity), and the corpus read must still have
@@ -67,7 +70,13 @@ def check_resumable(saved: RunConfig, given: RunConfig) -> tuple[RunConfig, list
     if diffs:
         raise ValueError("cannot resume: the config differs from the run's in " + "; ".join(diffs))
     train_keys = [field.name for field in dataclasses.fields(given.train)]
-    return given, config_differences(saved, given, train_keys)
+    return given, config_differences(saved, given, train_keys) + layout_differences(saved, given)
+
+
+def layout_differences(saved: RunConfig, given: RunConfig) -> list[str]:
+    """'parallel.key: saved -> given' for each [parallel] field a resume changes."""
+    old, new = dataclasses.asdict(saved.parallel), dataclasses.asdict(given.parallel)
+    return [f"parallel.{key}: {old[key]!r} -> {new[key]!r}" for key in old if old[key] != new[key]]
 
 
 def check_resumable_run(run: RunDir) -> None:
