@@ -33,15 +33,18 @@ def final_loss(run: Path) -> float:
     return next(record["final_val"] for record in read_metrics(run / "metrics.jsonl") if "final_val" in record)
 
 
+STEPS = 16
+EP2_RUN = dict(train__steps=STEPS, train__save_every=4, train__eval_every=4, parallel__ep=2, **V3_STYLE)
+
+
 @pytest.fixture(scope="module")
 def ep2_run(tmp_path_factory) -> tuple[Path, Path]:
-    """6 steps of the tiny V3-style run with parallel.ep=2 on 2 processes (checkpoints at 3 and 6)."""
+    """16 steps of the tiny V3-style run with parallel.ep=2 on 2 processes (checkpoints and evaluations every 4)."""
     tmp_path = tmp_path_factory.mktemp("ep2")
     out = tmp_path / "run"
-    done = torchrun_dsmoe(2, train_args(tmp_path, out, train__steps=6, train__save_every=3, parallel__ep=2,
-                                        **V3_STYLE))
+    done = torchrun_dsmoe(2, train_args(tmp_path, out, **EP2_RUN))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("stopped at step 6") == 1  # rank 0 speaks for the job
+    assert done.stdout.count(f"stopped at step {STEPS}") == 1  # rank 0 speaks for the job
     return tmp_path, out
 
 
@@ -49,16 +52,17 @@ def test_ep2_training_equals_one_process(ep2_run, tmp_path):
     """ep=2 over batches of 4 sequences is one process accumulating 2 micro-batches of 2 (in rank order)."""
     data_dir, parallel_run = ep2_run
     single = tmp_path / "single"
-    train(run_config(data_dir, train__steps=6, train__save_every=3, train__batch_size=2, train__grad_accum=2,
-                     **V3_STYLE), single)
+    changes = {**EP2_RUN, "parallel__ep": 1, "train__batch_size": 2, "train__grad_accum": 2}
+    train(run_config(data_dir, **changes), single)
     expected, got = step_losses(single), step_losses(parallel_run)
-    assert sorted(got) == list(range(1, 7))
+    assert sorted(got) == list(range(1, STEPS + 1))
     for step, loss in expected.items():
         assert abs(got[step] - loss) <= TOLERANCE * loss, step
     assert abs(final_loss(parallel_run) - final_loss(single)) <= TOLERANCE * final_loss(single)
 
 
 def test_metrics_log_each_layer_and_ranks_traffic(ep2_run):
+    """Each step's own traffic (the evaluation after step 4 is not counted in step 5's)."""
     records = [record for record in read_metrics(ep2_run[1] / "metrics.jsonl") if "loss" in record]
     for record in records:
         (layer, traffic), = record["traffic"].items()  # the tiny model's one MoE layer
@@ -82,12 +86,14 @@ def test_resume_with_other_layouts(ep2_run, tmp_path):
     data_dir, run = ep2_run
     resumed = tmp_path / "resumed"
     os.system(f"cp -r {run} {resumed}")
-    assert main(["train", "--out", str(resumed), "--resume", "--set", "parallel.ep=1", "--set", "train.steps=7"]) == 0
+    assert main(["train", "--out", str(resumed), "--resume", "--set", "parallel.ep=1",
+                 "--set", f"train.steps={STEPS + 1}"]) == 0
     done = torchrun_dsmoe(4, ["train", "--out", str(resumed), "--resume", "--set", "parallel.ep=4",
-                              "--set", "train.steps=8"])
+                              "--set", f"train.steps={STEPS + 2}"])
     assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(step_losses(resumed)) == list(range(1, 9))
-    traffic = [record["traffic"] for record in read_metrics(resumed / "metrics.jsonl") if record.get("step") == 8 and "loss" in record]
+    assert sorted(step_losses(resumed)) == list(range(1, STEPS + 3))
+    traffic = [record["traffic"] for record in read_metrics(resumed / "metrics.jsonl")
+               if record.get("step") == STEPS + 2 and "loss" in record]
     assert len(next(iter(traffic[0].values()))["tokens"]) == 4
 
 
@@ -97,27 +103,26 @@ def wait_for_step(run: Path, step: int, job, timeout: float = 120) -> None:
         metrics = run / "metrics.jsonl"
         if metrics.is_file() and max(step_losses(run), default=0) >= step:
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"the job did not reach step {step}")
 
 
-def test_a_killed_rank_stops_the_job_and_resume_follows_the_same_trajectory(tmp_path):
-    args = dict(train__steps=16, train__save_every=6, parallel__ep=2)
-    uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
-    job = start_torchrun_dsmoe(2, train_args(tmp_path, killed, **args))
-    wait_for_step(killed, 8, job)
+def test_a_killed_rank_stops_the_job_and_resume_follows_the_same_trajectory(ep2_run):
+    """The fixture's run is the uninterrupted one; this one loses rank 1 to SIGKILL after step 5 and resumes
+    from its step-4 checkpoint (or a later one, if it got that far)."""
+    data_dir, uninterrupted = ep2_run
+    killed = data_dir / "killed"
+    job = start_torchrun_dsmoe(2, train_args(data_dir, killed, **EP2_RUN))
+    wait_for_step(killed, 5, job)
     os.kill(rank_pid(job, 1), signal.SIGKILL)
     started = time.monotonic()
     job.communicate(timeout=120)
     assert job.returncode != 0 and time.monotonic() - started < 60
-    assert (killed / "checkpoints").is_dir()
     resumed = torchrun_dsmoe(2, ["train", "--out", str(killed), "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    reference = torchrun_dsmoe(2, train_args(tmp_path, uninterrupted, **args))
-    assert reference.returncode == 0, reference.stderr[-3000:]
     expected, got = step_losses(uninterrupted), step_losses(killed)
-    assert sorted(got) == sorted(expected) == list(range(1, 17))
-    for step in range(7, 17):  # the steps after the checkpoint it resumed from
+    assert sorted(got) == sorted(expected) == list(range(1, STEPS + 1))
+    for step in range(5, STEPS + 1):  # the steps after the checkpoint it resumed from
         assert abs(got[step] - expected[step]) <= TOLERANCE * expected[step], step
 
 
@@ -128,10 +133,13 @@ def test_a_layout_without_torchrun_is_refused(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_mesh_that_does_not_fit_the_processes_is_refused(tmp_path):
-    done = torchrun_dsmoe(2, train_args(tmp_path, tmp_path / "run", parallel__ep=4))
-    assert done.returncode != 0
-    assert "torchrun started 2 processes but parallel.ep=4 x parallel.dp=1 = 4" in done.stderr
+def test_a_mesh_that_does_not_fit_the_processes_is_refused(tmp_path, monkeypatch, capsys):
+    """What each rank of `torchrun --nproc-per-node 2 ... --set parallel.ep=4` finds in its environment."""
+    for name, value in dict(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                            MASTER_PORT="1").items():
+        monkeypatch.setenv(name, value)
+    assert main(train_args(tmp_path, tmp_path / "run", parallel__ep=4)) == 2
+    assert "torchrun started 2 processes but parallel.ep=4 x parallel.dp=1 = 4" in capsys.readouterr().err
 
 
 def test_a_hung_rank_ends_the_others_within_the_timeout(tmp_path):

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from dsmoe.parallel.config import ParallelConfig
+from dsmoe.parallel.expert_parallel import ExpertParallelDispatcher
 from dsmoe.parallel.grad_norm import clip_grad_norm
 from dsmoe.parallel.mesh import ParallelMesh, init_parallel
 from dsmoe.parallel.parallelize import moe_layers, parallelize
@@ -50,6 +51,9 @@ class SingleProcess:
     def broadcast(self, value: Any) -> Any:
         return value
 
+    def gather(self, value: Any) -> list[Any]:
+        return [value]
+
     def barrier(self) -> None:
         pass
 
@@ -70,6 +74,9 @@ class SingleProcess:
 
     def traffic(self, model: nn.Module, moe_layer_indices: list[int]) -> dict | None:
         return None
+
+    def reset_traffic(self, model: nn.Module) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -107,6 +114,12 @@ class ParallelRanks:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's value, in rank order, on every rank."""
+        values = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
     def barrier(self) -> None:
         dist.barrier()
 
@@ -127,20 +140,27 @@ class ParallelRanks:
 
     def traffic(self, model: nn.Module, moe_layer_indices: list[int]) -> dict | None:
         """Every rank's traffic since the last call, per MoE layer (see traffic.py), then the counters restart."""
-        dispatchers = [moe.dispatcher for moe in moe_layers(model) if hasattr(moe.dispatcher, "traffic")]
+        dispatchers = expert_parallel_dispatchers(model)
         if not dispatchers:
             return None
         mine_LF = torch.stack([dispatcher.traffic.as_tensor() for dispatcher in dispatchers]).to(self.mesh.device)
-        for dispatcher in dispatchers:
-            dispatcher.traffic.reset()
+        self.reset_traffic(model)
         everyone_PLF = [torch.empty_like(mine_LF) for _ in range(self.world_size)]
         dist.all_gather(everyone_PLF, mine_LF)
         per_layer_LPF = torch.stack(everyone_PLF).transpose(0, 1).cpu()
         return traffic_record(per_layer_LPF, moe_layer_indices)
 
+    def reset_traffic(self, model: nn.Module) -> None:
+        for dispatcher in expert_parallel_dispatchers(model):
+            dispatcher.traffic.reset()
+
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def expert_parallel_dispatchers(model: nn.Module) -> list[ExpertParallelDispatcher]:
+    return [moe.dispatcher for moe in moe_layers(model) if isinstance(moe.dispatcher, ExpertParallelDispatcher)]
 
 
 def join_ranks(config: ParallelConfig) -> SingleProcess | ParallelRanks:

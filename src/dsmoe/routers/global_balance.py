@@ -31,7 +31,7 @@ def global_batch_counts(model: nn.Module, micro_batches: Sequence[torch.Tensor],
                         reduce_sum: ReduceSum | None = None) -> Iterator[None]:
     """Within the block, every router's expert-level loss counts f_i over all `micro_batches` (each run once by
     `forward`, the caller's own autocast included, without gradients), summed over ranks by `reduce_sum` when
-    given (the data-parallel collective; single process until the scale-out issue passes one)."""
+    given (the data-parallel collective: dsmoe train passes one under torchrun)."""
     routers = routers_of(model)
     for router in routers:
         router.set_balance_phase("counting")

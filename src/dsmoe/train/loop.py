@@ -185,10 +185,11 @@ class Trainer:
         return stopped
 
     def agreed_stop(self, reason: str | None) -> str | None:
-        """Every rank stops at the same step: when any asked to (a signal reaches each process on its own)."""
+        """Every rank stops at the same step, for the same reason (a signal reaches each process on its own): the
+        first rank's that has one."""
         if not self.ranks.agree(reason is not None):
             return None
-        return reason or self.ranks.broadcast(reason) or "stopped by another rank"
+        return next(reason for reason in self.ranks.gather(reason) if reason is not None)
 
     def log(self, record: dict) -> None:
         """The same record to metrics.jsonl and, when on, TensorBoard."""
@@ -202,6 +203,7 @@ class Trainer:
         started = time.perf_counter()
         inputs, labels = (batch.to(self.ranks.device) for batch in self.batches.batch(self.step))
         self.model.train()
+        self.ranks.reset_traffic(self.model)  # count this step's, not an evaluation's
         result = accumulate_gradients(self.forward_model, inputs, labels, self.cfg.grad_accum, self.cfg.dtype,
                                       self.ranks.world_size, self.ranks.rank, self.ranks.reduce_sum)
         traffic = self.ranks.traffic(self.model, self.config.model.moe_layers)
