@@ -14,6 +14,7 @@ SMOKE_RUNS = {
     "moe_layer": (["moe_layer.py", "--quick", "--layouts", "e64k8", "--impls", "dense", "dsmoe-grouped_mm",
                    "--repeats", "1"], "median time / dense median"),
     "balance_scope": (["balance_scope.py", "--quick"], "time / micro_batch"),
+    "comm_volume": (["comm_volume.py", "--skip-runs"], "predicted forward all-to-all"),
 }
 
 

@@ -9,6 +9,7 @@ dsmoe.parallel.parallelize; both train on the same global batches with the libra
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import torch
@@ -170,13 +171,11 @@ def decoding_steps(mesh, layout) -> dict:
     reference.eval(), parallel.eval()
     prompt = batch(dist.get_rank(), 1)[0]
     errors = []
+    ref_cache, par_cache = reference.new_cache(), parallel.new_cache()
     with torch.no_grad():
-        for model_errors in [()]:
-            ref_cache, par_cache = reference.new_cache(), parallel.new_cache()
-            for position in range(prompt.shape[1]):
-                token = prompt[:, position:position + 1]
-                errors.append(rel_error(parallel(token, cache=par_cache).logits,
-                                        reference(token, cache=ref_cache).logits))
+        for position in range(prompt.shape[1]):
+            token = prompt[:, position:position + 1]
+            errors.append(rel_error(parallel(token, cache=par_cache).logits, reference(token, cache=ref_cache).logits))
     return {"logits": max(errors)}
 
 
@@ -203,9 +202,8 @@ def resharded(mesh, layout, other_layout, other_mesh) -> dict:
 
 
 def main(out_path: str) -> None:
-    world = int(__import__("os").environ["WORLD_SIZE"])
-    results = {}
-    meshes = {}
+    world = int(os.environ["WORLD_SIZE"])
+    results, meshes = {}, {}
     for ep, dp in LAYOUTS[world]:
         layout = ParallelConfig(ep=ep, dp=dp)
         mesh = meshes[(ep, dp)] = init_parallel(layout)
