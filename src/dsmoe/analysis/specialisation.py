@@ -26,6 +26,9 @@ def domain_expert_share(experts_TK: np.ndarray, domains_T: np.ndarray, n_domains
     return shares(counts_DE, counts_DE.sum(axis=1, keepdims=True))
 
 
+ENTROPY_FLOOR = 1e-12  # nats: below it a distribution is one outcome
+
+
 def entropy(probabilities: np.ndarray) -> float:
     """Shannon entropy in nats, 0 log 0 = 0."""
     p = probabilities[probabilities > 0]
@@ -39,7 +42,7 @@ def normalised_mutual_information(counts_DE: np.ndarray) -> float:
     one expert: nothing to tell apart)."""
     joint = counts_DE / counts_DE.sum()
     h_domain, h_expert = entropy(joint.sum(axis=1)), entropy(joint.sum(axis=0))
-    if h_domain == 0 or h_expert == 0:
+    if h_domain < ENTROPY_FLOOR or h_expert < ENTROPY_FLOOR:  # a sum that rounds above 1 gives -2e-16, not 0
         return 0.0
     mutual_information = h_domain + h_expert - entropy(joint.ravel())  # I = H(D) + H(E) - H(D, E)
     return max(mutual_information, 0.0) / math.sqrt(h_domain * h_expert)
