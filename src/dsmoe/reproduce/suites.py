@@ -1,0 +1,141 @@
+"""The papers' controlled comparisons, each a list of variants of one base (F: a standard expert's width).
+
+Where a paper's baseline activated less compute than the comparison it is in (DeepSeekMoE's Table 1 gives Hash
+and Switch one standard FFN of activated parameters, 0.2B, against GShard's and DeepSeekMoE's two, 0.3B), the
+variants here activate the same 2F in every layer, so a difference comes from routing and structure, not
+compute: Hash and Switch route to 1 of 8 experts of width 2F (the total of GShard's 16 of width F). GShard x1.5
+and the dense model with DeepSeekMoE's total parameters are larger references, as in the paper, not matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dsmoe.reproduce.scales import Scale
+from dsmoe.reproduce.variants import Variant, dense, experts
+
+AUX = dict(aux_loss_alpha=0.01)  # DeepSeekMoE's expert-level balance factor at 2B (Sec. 4.1.2)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    title: str
+    source: str  # where the paper's numbers come from
+    metric: str
+    build: Callable[[Scale], list[Variant]]
+    expected_order: list[str] = field(default_factory=list)  # the paper's, best (lowest loss) first
+    data: str = "shakespeare"  # the default --data
+    probe: bool = False  # run the expert-disabling probe (DeepSeekMoE Fig. 4) on the first two variants
+
+    def variants(self, scale: Scale) -> list[Variant]:
+        return self.build(scale)
+
+
+def table1(scale: Scale) -> list[Variant]:
+    f = scale.expert_width
+    return [
+        Variant("dense", "Dense", dense(2 * f), "one FFN of width 2F per layer", 2.060),
+        Variant("hash", "Hash Layer", experts(0, 8, 1, 2 * f, router="hash"),
+                "1 of 8 experts of width 2F, chosen by a fixed hash of the token id", 1.932),
+        Variant("switch", "Switch", experts(0, 8, 1, 2 * f, router="switch", **AUX),
+                "top-1 of 8 experts of width 2F, capacity factor 1", 1.881),
+        Variant("gshard", "GShard", experts(0, 16, 2, f, router="gshard", **AUX),
+                "top-2 of 16 experts of width F, capacity factor 1", 1.867),
+        Variant("deepseekmoe", "DeepSeekMoE", experts(1, 63, 7, f // 4, **AUX),
+                "1 shared + top-7 of 63 routed experts of width F/4", 1.808),
+        Variant("gshard_x1.5", "GShard x1.5", experts(0, 16, 2, 3 * f // 2, router="gshard", **AUX),
+                "GShard with experts 1.5x as wide", 1.808, matched=False),
+        Variant("dense_total", "Dense, DeepSeekMoE's total", dense(16 * f),
+                "one FFN as wide as all 16F of DeepSeekMoE's experts", 1.806, matched=False),
+    ]
+
+
+def granularity(scale: Scale) -> list[Variant]:
+    """DeepSeekMoE Fig. 3: shared + routed / total experts, the same router, 16F of experts in all."""
+    f = scale.expert_width
+    return [
+        Variant("gshard_0+2of16", "GShard 0+2/16", experts(0, 16, 2, f, **AUX), "top-2 of 16 of width F"),
+        Variant("shared_1+1of15", "+ shared 1+1/15", experts(1, 15, 1, f, **AUX),
+                "1 shared + top-1 of 15 of width F"),
+        Variant("fine_1+3of31", "+ fine-grained 1+3/31", experts(1, 31, 3, f // 2, **AUX),
+                "1 shared + top-3 of 31 of width F/2"),
+        Variant("finer_1+7of63", "finer 1+7/63", experts(1, 63, 7, f // 4, **AUX),
+                "1 shared + top-7 of 63 of width F/4"),
+    ]
+
+
+def shared_ratio(scale: Scale) -> list[Variant]:
+    """DeepSeekMoE Sec. 4.5: 1, 2 or 4 of the 8 activated F/4 experts shared (64 of width F/4 in all)."""
+    quarter = scale.expert_width // 4
+    values = {1: 1.808, 2: 1.806, 4: 1.811}
+    return [Variant(f"shared{k}", f"{k} shared + {8 - k} of {64 - k}", experts(k, 64 - k, 8 - k, quarter, **AUX),
+                    f"{k} shared + top-{8 - k} of {64 - k} routed of width F/4", values[k]) for k in (1, 2, 4)]
+
+
+def specialisation(scale: Scale) -> list[Variant]:
+    """DeepSeekMoE Sec. 4.5, Fig. 4: disabling the top routed experts hurts DeepSeekMoE more than GShard x1.5."""
+    f = scale.expert_width
+    return [Variant("deepseekmoe", "DeepSeekMoE", experts(1, 63, 7, f // 4, **AUX),
+                    "1 shared + top-7 of 63 routed of width F/4"),
+            Variant("gshard_x1.5", "GShard x1.5", experts(0, 16, 2, 3 * f // 2, router="gshard", **AUX),
+                    "GShard with experts 1.5x as wide (the paper's pair for this probe)", matched=False)]
+
+
+def balancing(scale: Scale) -> list[Variant]:
+    """DeepSeek-V3 Sec. 2.1.2 and Wang et al. 2024: how balance is kept; 4 micro-batches per step so that the
+    micro-batch and global-batch scopes differ (Qiu et al. 2025)."""
+    f, accumulate = scale.expert_width, dict(batch_size=scale.batch_size // 4, grad_accum=4)
+    layout = experts(1, 63, 7, f // 4)
+    return [
+        Variant("expert_loss", "softmax + expert-level loss", {**layout, **AUX}, "alpha_1 = 0.01, per micro-batch",
+                train=accumulate),
+        Variant("expert_loss_global", "... global-batch scope", {**layout, **AUX, "balance_scope": "global_batch"},
+                "alpha_1 = 0.01 with f_i over the step's 4 micro-batches", train=accumulate),
+        Variant("aux_free_bias", "sigmoid + loss-free bias", {**layout, "router": "sigmoid_topk",
+                                                              "aux_loss_alpha": 0.0, "bias_update_speed": 0.001},
+                "DeepSeek-V3's bias, gamma = 0.001, no balance loss", train=accumulate),
+        Variant("no_balancing", "no balancing", {**layout, "aux_loss_alpha": 0.0}, "softmax top-k alone",
+                train=accumulate),
+    ]
+
+
+def placement(scale: Scale) -> list[Variant]:
+    """Hybrid models: which layers are MoE (the dense ones activate the same 2F)."""
+    f, n = scale.expert_width, scale.model["n_layers"]
+    layout = {**experts(1, 63, 7, f // 4, **AUX), "intermediate_size": 2 * f}
+    return [
+        Variant("all_layers", "MoE in every layer", {**layout, "first_k_dense_replace": 0}, f"layers 0-{n - 1}"),
+        Variant("deeper_half", "MoE in the deeper half", {**layout, "moe_layer_indices": list(range(n // 2, n))},
+                f"layers {n // 2}-{n - 1}"),
+        Variant("every_third", "MoE every third layer", {**layout, "moe_layer_indices": list(range(0, n, 3))},
+                f"layers {list(range(0, n, 3))}"),
+        Variant("first_k_dense", "first layer dense", {**layout, "first_k_dense_replace": 1},
+                f"layers 1-{n - 1} (DeepSeekMoE 16B's first_k_dense_replace=1)"),
+    ]
+
+
+PAPER = "DeepSeekMoE (Dai et al. 2024)"
+SUITES = {suite.name: suite for suite in [
+    Suite("table1", "DeepSeekMoE Table 1: MoE architectures at matched compute", f"{PAPER} Table 1, 2B scale",
+          "Pile validation loss", table1, ["deepseekmoe", "gshard", "switch", "hash", "dense"]),
+    Suite("granularity", "DeepSeekMoE Figure 3: shared expert isolation and fine-grained segmentation",
+          f"{PAPER} Figure 3 (no numbers given here)", "Pile validation loss", granularity,
+          ["finer_1+7of63", "fine_1+3of31", "shared_1+1of15", "gshard_0+2of16"]),
+    Suite("shared-ratio", "DeepSeekMoE Sec. 4.5: the ratio of shared to routed experts", f"{PAPER} Sec. 4.5",
+          "Pile validation loss", shared_ratio, ["shared2", "shared1", "shared4"]),
+    Suite("specialisation", "DeepSeekMoE Figure 4: disabling the top routed experts", f"{PAPER} Figure 4",
+          "Pile loss as top experts are disabled", specialisation, data="domains", probe=True),
+    Suite("balancing", "Balancing: expert-level loss, global-batch scope, loss-free bias, none",
+          "DeepSeek-V3 Sec. 2.1.2 and Table 5; Wang et al. 2024; Qiu et al. 2025 (no numbers given here)",
+          "validation loss and MaxVio", balancing),
+    Suite("placement", "Hybrid models: where the MoE layers go", "(no paper numbers)", "validation loss",
+          placement),
+]}
+
+
+def suite_named(name: str) -> Suite:
+    if name not in SUITES:
+        raise ValueError(f"suite {name!r} does not exist; choose one of {', '.join(SUITES)}")
+    return SUITES[name]
