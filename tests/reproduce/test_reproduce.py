@@ -103,6 +103,10 @@ def test_a_run_of_another_model_in_the_suite_directory_is_refused(tmp_path):
     changed = micro_plan(tmp_path, "shared-ratio", overrides=(*plan.overrides, "model.hidden_size=96"))
     with pytest.raises(ValueError, match="holds another run than this suite asks for .*model.hidden_size: 64 -> 96"):
         run_suite(changed)
+    with pytest.raises(ValueError, match="train.steps: 2 -> 3"):
+        run_suite(micro_plan(tmp_path, "shared-ratio", budget_value=3))
+    with pytest.raises(ValueError, match="data.path: "):
+        run_suite(micro_plan(tmp_path, "shared-ratio", data="shakespeare"))
 
 
 @pytest.mark.parametrize("args, message", [

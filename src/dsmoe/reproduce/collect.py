@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from dsmoe.data.identity import absolute_path
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs import checkpoint as ckpt
 from dsmoe.train.metrics import read_metrics
@@ -25,14 +26,27 @@ def run_state(run_dir: Path, expected: RunConfig) -> str:
             os.replace(run.path, aside)
             print(f"{run.path} has no checkpoint (killed before its first): moved aside to {aside}")
         return "new"
-    saved = RunConfig.load(run.config_path)
-    differences = [f"model.{key}: {value!r} -> {expected.model.to_dict().get(key)!r}"
-                   for key, value in saved.model.to_dict().items() if expected.model.to_dict().get(key) != value]
-    if differences or saved.train.seed != expected.train.seed:
-        raise ValueError(f"{run.path} holds another run than this suite asks for ({'; '.join(differences) or 'seed'})"
-                         "; choose another --out or move it away")
+    differences = run_differences(RunConfig.load(run.config_path), expected)
+    if differences:
+        raise ValueError(f"{run.path} holds another run than this suite asks for ({'; '.join(differences)}); choose "
+                         "another --out or move it away")
     finished = run.metrics_path.is_file() and any("final_val" in record for record in read_metrics(run.metrics_path))
     return "finished" if finished else "interrupted"
+
+
+def run_differences(saved: RunConfig, expected: RunConfig) -> list[str]:
+    """'section.key: saved -> expected' for what makes a run another one: the model, the data read, the seed, the
+    batch, the recipe and the budget (a minutes run's steps are sized on the machine, so only its minutes count)."""
+    budget = ("time_budget_min",) if expected.train.time_budget_min is not None else ("steps", "time_budget_min")
+    train_keys = ("seed", "batch_size", "grad_accum", "lr", "warmup_steps", "min_lr_ratio", "schedule", *budget)
+    saved_data = {"path": saved.data.path, "seq_len": saved.data.seq_len, "vocab_size": saved.data.vocab_size}
+    expected_data = {"path": absolute_path(expected.data.path), "seq_len": expected.data.seq_len,
+                     "vocab_size": expected.data.vocab_size}
+    pairs = [("model", saved.model.to_dict(), expected.model.to_dict()), ("data", saved_data, expected_data),
+             ("train", {key: getattr(saved.train, key) for key in train_keys},
+              {key: getattr(expected.train, key) for key in train_keys})]
+    return [f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}" for section, old, new in pairs
+            for key in sorted({*old, *new}) if old.get(key) != new.get(key)]
 
 
 def thinned(points: list[list[float]]) -> list[list[float]]:
