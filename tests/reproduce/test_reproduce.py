@@ -113,6 +113,7 @@ def test_a_run_of_another_model_in_the_suite_directory_is_refused(tmp_path):
     (["table1", "--budget", "minutes", "--steps", "5"], "--steps goes with --budget steps"),
     (["table1", "--set", "train.lr=-1"], "train.lr=-1 must be a number > 0"),
     (["table1", "--set", "parallel.ep=3"], "parallel.ep=3 does not divide"),
+    (["table1", "--data", "no/such/corpus.txt"], "corpus path 'no/such/corpus.txt' does not exist"),
 ])
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, args, message):
     assert main(["reproduce", *args, "--out", str(tmp_path / "out")]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dsmoe.data.text_files import corpus_files
 from dsmoe.reproduce.scales import Scale, scale_named
 from dsmoe.reproduce.suites import Suite, suite_named
 from dsmoe.reproduce.variants import Variant
@@ -49,6 +50,7 @@ class Plan:
                    int(value) if budget == "steps" else float(value), out, tuple(overrides))
         for variant in plan.variants:  # a bad override or layout fails here, naming its field
             plan.run_config(variant, 0)
+        corpus_files(plan.data)  # a missing corpus too, before the first run starts
         return plan
 
     @property
