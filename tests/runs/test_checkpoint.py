@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dsmoe.runs import RunDir
+from dsmoe.parallel.ranks import unique_state
 from dsmoe.runs import checkpoint as ckpt
 from dsmoe.train.loop import train
 from train.tiny import run_config, tiny_model
@@ -19,10 +20,12 @@ def save(run_dir, step, model, keep_last=3):
     return ckpt.save_checkpoint(RunDir(run_dir), step, model, {**STATE, "step": step}, "[model]\n", keep_last)
 
 
-def test_round_trip_gives_identical_outputs_and_keeps_tied_embeddings_tied(tmp_path):
+@pytest.mark.parametrize("as_state_dict", [False, True], ids=["model", "state dict"])
+def test_round_trip_gives_identical_outputs_and_keeps_tied_embeddings_tied(tmp_path, as_state_dict):
+    """From a model, or from its state dict with the tied tensor once (what the training loop saves)."""
     model = tiny_model(seed=0, tie_word_embeddings=True)
     fresh = tiny_model(seed=1, tie_word_embeddings=True)
-    ckpt.load_weights(save(tmp_path, 1, model), fresh)
+    ckpt.load_weights(save(tmp_path, 1, unique_state(model) if as_state_dict else model), fresh)
     assert fresh.lm_head.weight is fresh.embed_tokens.weight
     inputs = torch.randint(0, 512, (2, 16), generator=torch.Generator().manual_seed(0))
     assert torch.equal(fresh.eval()(inputs).logits, model.eval()(inputs).logits)
@@ -51,7 +54,8 @@ def test_a_damaged_manifest_makes_its_checkpoint_corrupt(tmp_path):
         ckpt.verify_checkpoint(checkpoint)
 
 
-WRITERS = {"save_model": (ckpt, "save_model"), "torch.save": (ckpt.torch, "save")}  # weights, trainer state
+WRITERS = {"save_model": (ckpt, "save_model"), "save_file": (ckpt, "save_file"),  # weights of a model, a state dict
+           "torch.save": (ckpt.torch, "save")}  # trainer state
 
 
 @pytest.mark.parametrize("failing", WRITERS)
@@ -69,7 +73,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(failing, tmp_path,
     with torch.no_grad():
         model.lm_head.weight.add_(1.0)
     with pytest.raises(OSError, match="No space left on device"):
-        save(tmp_path, 2, model)
+        save(tmp_path, 2, unique_state(model) if failing == "save_file" else model)
     monkeypatch.undo()
 
     assert [path.name for path in RunDir(tmp_path).checkpoints_dir.iterdir()] == ["step_00000001"]  # no temp dir

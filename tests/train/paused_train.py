@@ -18,7 +18,7 @@ from dsmoe.runs import checkpoint
 from dsmoe.train.metrics import MetricsLog
 
 where, step, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-write_record, save_model = MetricsLog.write, checkpoint.save_model
+write_record, save_model, save_file = MetricsLog.write, checkpoint.save_model, checkpoint.save_file
 
 
 def wait_for_go() -> None:
@@ -36,11 +36,15 @@ def paused_write_record(log: MetricsLog, record: dict) -> None:
     log.file.write(line[cut:])
 
 
-def paused_save_model(model, path: str) -> None:
-    save_model(model, path)
-    if where == "checkpoint" and f".step_{step:08d}." in path:  # the temporary of checkpoint `step`
-        wait_for_go()
+def paused_after(save):
+    """`save` (the weights of a model, or of its state dict, as the trainer gives them), then the pause."""
+    def paused_save(weights, path: str) -> None:
+        save(weights, path)
+        if where == "checkpoint" and f".step_{step:08d}." in path:  # the temporary of checkpoint `step`
+            wait_for_go()
+    return paused_save
 
 
-MetricsLog.write, checkpoint.save_model = paused_write_record, paused_save_model
+MetricsLog.write = paused_write_record
+checkpoint.save_model, checkpoint.save_file = paused_after(save_model), paused_after(save_file)
 sys.exit(main(sys.argv[4:]))
