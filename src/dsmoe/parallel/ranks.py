@@ -28,7 +28,7 @@ from dsmoe.runs.layout import CheckpointDir
 def unique_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """model.state_dict() with a tied tensor once, under its first name (what safetensors' save_model keeps)."""
     seen, state = set(), {}
-    for name, value in model.state_dict().items():
+    for name, value in model.state_dict(keep_vars=True).items():  # the parameters themselves: a tied one is one object
         if id(value) not in seen:
             seen.add(id(value))
             state[name] = value.detach().contiguous()
