@@ -80,7 +80,7 @@ class ExpertParallelDispatcher(TokenDispatcher):
 
         batch = self.received_pairs(x_received, received_PC, row_received, weight_received)
         self.traffic.add_dispatch(self.ep_rank, rows_sent, rows_received, pairs_sent, pairs_received,
-                                  x_RD.shape[-1] * x_RD.element_size(), row_key_R % n_tokens, n_tokens)
+                                  x_RD.shape[-1] * x_RD.element_size(), sent_token_R, n_tokens)
         return ExchangedBatch(batch.x_RD, batch.row_index_S, batch.weight_S, batch.offsets_E, sent_token_R,
                               rows_sent, rows_received, n_tokens)
 

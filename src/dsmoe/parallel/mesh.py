@@ -32,10 +32,6 @@ class ParallelMesh:
         return self.grid["dp"]
 
     @property
-    def rank(self) -> int:
-        return dist.get_rank()
-
-    @property
     def device(self) -> torch.device:
         return torch.device(self.world.device_type, torch.cuda.current_device()) \
             if self.world.device_type == "cuda" else torch.device("cpu")

@@ -17,7 +17,7 @@ from dsmoe.parallel.expert_parallel import ExpertParallelDispatcher
 from dsmoe.parallel.grad_norm import clip_grad_norm
 from dsmoe.parallel.mesh import ParallelMesh, init_parallel
 from dsmoe.parallel.parallelize import moe_layers, parallelize
-from dsmoe.parallel.state import (gathered_model_state, gathered_optimizer_state, load_model_state,
+from dsmoe.parallel.state import (distinct_state, gathered_model_state, gathered_optimizer_state, load_model_state,
                                   local_optimizer_state)
 from dsmoe.parallel.traffic import traffic_record
 from dsmoe.routers.step_updates import ReduceSum
@@ -26,13 +26,8 @@ from dsmoe.runs.layout import CheckpointDir
 
 
 def unique_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """model.state_dict() with a tied tensor once, under its first name (what safetensors' save_model keeps)."""
-    seen, state = set(), {}
-    for name, value in model.state_dict(keep_vars=True).items():  # the parameters themselves: a tied one is one object
-        if id(value) not in seen:
-            seen.add(id(value))
-            state[name] = value.detach().contiguous()
-    return state
+    """model's state dict with a tied tensor once, under its first name, ready for safetensors."""
+    return {name: value.detach().contiguous() for name, value in distinct_state(model).items()}
 
 
 class SingleProcess:
@@ -94,17 +89,17 @@ class ParallelRanks:
 
     def reduce_sum(self, tensor: torch.Tensor) -> None:
         """Sum over every rank, in place (through the collective's device: NCCL reduces GPU tensors only)."""
-        on_device = tensor.to(self.mesh.device)
+        on_device = tensor.to(self.device)
         dist.all_reduce(on_device)
         if on_device is not tensor:
             tensor.copy_(on_device)
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        return parallelize(model.to(self.mesh.device), self.mesh, self.config)
+        return parallelize(model.to(self.device), self.mesh, self.config)
 
     def agree(self, flag: bool) -> bool:
         """True on every rank when it is true on any (a stop request, the time budget)."""
-        value = torch.tensor([float(flag)], device=self.mesh.device)
+        value = torch.tensor([float(flag)], device=self.device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
 
@@ -143,7 +138,7 @@ class ParallelRanks:
         dispatchers = expert_parallel_dispatchers(model)
         if not dispatchers:
             return None
-        mine_LF = torch.stack([dispatcher.traffic.as_tensor() for dispatcher in dispatchers]).to(self.mesh.device)
+        mine_LF = torch.stack([dispatcher.traffic.as_tensor() for dispatcher in dispatchers]).to(self.device)
         self.reset_traffic(model)
         everyone_PLF = [torch.empty_like(mine_LF) for _ in range(self.world_size)]
         dist.all_gather(everyone_PLF, mine_LF)

@@ -46,33 +46,34 @@ def local_piece(whole: torch.Tensor, like: torch.Tensor, expert_block: bool, mes
     return whole
 
 
-def gathered_model_state(model: nn.Module, mesh: ParallelMesh) -> dict[str, torch.Tensor]:
-    """The single-process state dict (tied weights once, under their first name, as safetensors' save_model
-    writes them); every rank takes part and gets it."""
-    experts, seen, state = expert_block_names(model), set(), {}
+def distinct_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's parameters and buffers themselves, a tied one once under its first name (what safetensors'
+    save_model keeps); state_dict() without keep_vars returns a new tensor per name, hiding the tie."""
+    state, seen = {}, set()
     for name, value in model.state_dict(keep_vars=True).items():
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        state[name] = full_tensor(value, name in experts, mesh)
+        if id(value) not in seen:
+            seen.add(id(value))
+            state[name] = value
     return state
+
+
+def gathered_model_state(model: nn.Module, mesh: ParallelMesh) -> dict[str, torch.Tensor]:
+    """The single-process state dict (tied weights once, under their first name); every rank takes part and gets
+    it."""
+    experts = expert_block_names(model)
+    return {name: full_tensor(value, name in experts, mesh) for name, value in distinct_state(model).items()}
 
 
 @torch.no_grad()
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], mesh: ParallelMesh) -> None:
     """Copy a single-process state dict into the parallel model (a tied weight found under its first name);
     a missing or unexpected tensor is an error naming it."""
-    experts, by_object, own = expert_block_names(model), {}, model.state_dict(keep_vars=True)
-    for name, value in own.items():
-        by_object.setdefault(id(value), name)
-    missing = sorted(by_object[id(value)] for value in own.values() if by_object[id(value)] not in state)
-    unexpected = sorted(set(state) - set(own))
+    experts, own = expert_block_names(model), distinct_state(model)
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(model.state_dict(keep_vars=True)))
     if missing or unexpected:
-        raise ValueError(f"checkpoint does not match the model: missing {sorted(set(missing))}, unexpected "
-                         f"{unexpected}")
+        raise ValueError(f"checkpoint does not match the model: missing {missing}, unexpected {unexpected}")
     for name, target in own.items():
-        if by_object[id(target)] != name:
-            continue
         piece = local_piece(state[name], target, name in experts, mesh)
         local = target.to_local() if isinstance(target, DTensor) else target
         local.copy_(piece.to_local() if isinstance(piece, DTensor) else piece)

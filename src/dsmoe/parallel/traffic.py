@@ -58,8 +58,7 @@ def traffic_record(per_rank_LPF: torch.Tensor, moe_layers: list[int]) -> dict[st
     tokens and bytes each rank received (the slowest rank sets the all-to-all's time)."""
     record = {}
     for layer, per_rank_PF in zip(moe_layers, per_rank_LPF):
-        values = {name: per_rank_PF[:, i].tolist() for i, name in enumerate(FIELDS)}
-        entry = {name: [int(v) for v in values[name]] for name in FIELDS}
+        entry = {name: [int(value) for value in per_rank_PF[:, i].tolist()] for i, name in enumerate(FIELDS)}
         for name in ("tokens_received", "bytes_received"):
             column = per_rank_PF[:, FIELDS.index(name)]
             entry[f"{name}_max_over_mean"] = float(column.max() / column.mean()) if column.mean() > 0 else 1.0

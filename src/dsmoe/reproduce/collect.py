@@ -66,7 +66,7 @@ def run_results(run_dir: Path, seed: int) -> dict:
     final = next(record for record in reversed(records) if "final_val" in record)
     steps = [record for record in records if "loss" in record]
     state = ckpt.load_trainer_state(run.latest_checkpoint())
-    vio = [[record["step"], mean_max_vio(record)] for record in steps if mean_max_vio(record) is not None]
+    vio = [[record["step"], value] for record in steps if (value := mean_max_vio(record)) is not None]
     return {"seed": seed, "run_dir": str(run.path), "val_loss": final["final_val"], "val_bpb": final["final_val_bpb"],
             "steps": final["step"], "train_minutes": state.get("progress", {}).get("elapsed_s", 0.0) / 60,
             "train_curve": thinned([[record["step"], record["loss"]] for record in steps]),

@@ -27,14 +27,13 @@ class SuiteInterrupted(RuntimeError):
 
 def train_variant(plan: Plan, variant, seed: int) -> str:
     """Train (or resume, or skip) one run; returns what was done."""
-    run_dir = plan.run_dir(variant, seed)
-    state = run_state(run_dir, plan.run_config(variant, seed))
+    run_dir, config = plan.run_dir(variant, seed), plan.run_config(variant, seed)
+    state = run_state(run_dir, config)
     if state == "finished":
         return "finished earlier"
     if state == "interrupted":
         result = train(None, run_dir, resume=True)
     else:
-        config = plan.run_config(variant, seed)
         if plan.budget == "minutes":
             config = fit_steps_to_budget(config, plan.budget_value)
         result = train(config, run_dir)
