@@ -83,6 +83,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_layout(self.parallel, self.model, self.train.batch_size)
+        if self.train.optimizer == "muon" and self.parallel.world_size > 1:
+            raise ValueError(f"train.optimizer='muon' runs on one process only (parallel.ep * parallel.dp = "
+                             f"{self.parallel.world_size}): its Newton-Schulz step needs whole matrices, not FSDP "
+                             "shards; use train.optimizer='adamw'")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], overrides: Sequence[Override] = ()) -> "RunConfig":

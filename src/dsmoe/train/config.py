@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from dsmoe.field_rules import COUNT, FLAG, NON_NEGATIVE, POSITIVE, POSITIVE_INT, Rule, check_fields, choice, optional
 
 SCHEDULES = ("cosine", "step", "constant")
+OPTIMIZERS = ("adamw", "muon")
 DTYPES = ("float32", "bfloat16")
 
 FIELD_RULES = dict(
     steps=POSITIVE_INT, batch_size=POSITIVE_INT, grad_accum=POSITIVE_INT, lr=POSITIVE,
     min_lr_ratio=Rule("number", "[0, 1]"), warmup_steps=COUNT, schedule=choice(SCHEDULES),
-    weight_decay=NON_NEGATIVE, beta1=Rule("number", "[0, 1)"), beta2=Rule("number", "[0, 1)"), eps=POSITIVE,
+    optimizer=choice(OPTIMIZERS), muon_lr=POSITIVE, muon_momentum=Rule("number", "[0, 1)"), weight_decay=NON_NEGATIVE,
+    beta1=Rule("number", "[0, 1)"), beta2=Rule("number", "[0, 1)"), eps=POSITIVE,
     grad_clip=NON_NEGATIVE, dtype=choice(DTYPES), compile=FLAG, activation_checkpointing=FLAG, seed=COUNT,
     eval_every=COUNT, eval_batches=POSITIVE_INT, save_every=COUNT, keep_last=POSITIVE_INT,
     max_nonfinite=POSITIVE_INT, time_budget_min=optional(POSITIVE), tensorboard=FLAG, retain_freed_memory=FLAG,
@@ -32,7 +34,13 @@ class TrainConfig:
     warmup_steps: linear warm-up steps. Default 100.
     schedule: "cosine" (warm-up then cosine to min_lr_ratio * lr), "step" (DeepSeekMoE Sec. 4.1.2:
         warm-up, then lr x 0.316 at 80% and again at 90% of steps) or "constant". Default "cosine".
-    weight_decay: AdamW decoupled weight decay on matrices (see dsmoe.train.optim). Default 0.1.
+    optimizer: "adamw", or "muon": Muon (torch.optim.Muon) on the hidden 2-D matrices (attention, dense FFNs,
+        shared experts) and AdamW on the embedding, head, norms, router gates and stacked routed experts
+        (dsmoe.train.muon). Default "adamw".
+    muon_lr: Muon's peak learning rate (scaled per matrix by sqrt(max(1, rows / cols)), Jordan et al.'s rule;
+        the schedule multiplies it as it does lr). Default 0.02.
+    muon_momentum: Muon's Nesterov momentum. Default 0.95.
+    weight_decay: decoupled weight decay on matrices, AdamW's and Muon's (see dsmoe.train.optim). Default 0.1.
     beta1, beta2, eps: AdamW moments. Defaults 0.9, 0.95, 1e-8.
     grad_clip: max global gradient norm; 0 disables clipping. Default 1.0.
     dtype: "float32" or "bfloat16" (autocast; weights and optimizer stay fp32). Default "float32".
@@ -59,6 +67,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
     schedule: str = "cosine"
+    optimizer: str = "adamw"
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95

@@ -1,4 +1,4 @@
-"""AdamW with parameter groups, and the learning-rate schedules."""
+"""The optimizers (AdamW, or Muon for the hidden matrices with AdamW for the rest) and the learning-rate schedules."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dsmoe.train.config import TrainConfig
+from dsmoe.train.muon import MuonWithAdamW, uses_muon
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -27,9 +28,21 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                             eps=cfg.eps, foreach=True)
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """cfg.optimizer: "adamw", or "muon" (dsmoe.train.muon: Muon at cfg.muon_lr on the hidden matrices, AdamW at
+    cfg.lr on the rest, both decayed by cfg.weight_decay)."""
+    if cfg.optimizer == "adamw":
+        return _adamw(parameter_groups(model, cfg.weight_decay), cfg)
+    hidden = [param for name, param in model.named_parameters() if param.requires_grad and uses_muon(name, param)]
+    chosen = {id(param) for param in hidden}
+    others = [{**group, "params": [param for param in group["params"] if id(param) not in chosen]}
+              for group in parameter_groups(model, cfg.weight_decay)]
+    muon = torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay, momentum=cfg.muon_momentum)
+    return MuonWithAdamW(muon, _adamw([group for group in others if group["params"]], cfg))
+
+
+def _adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, foreach=True)
 
 
 def lr_multiplier(step: float, cfg: TrainConfig) -> float:

@@ -1,0 +1,109 @@
+"""train.optimizer="muon": torch.optim.Muon on exactly the hidden 2-D matrices and AdamW on the rest, stepped,
+scheduled and checkpointed as one optimizer; a resumed Muon run retraces the uninterrupted one bit for bit."""
+
+import copy
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dsmoe.runs import RunConfig, RunDir
+from dsmoe.train.config import TrainConfig
+from dsmoe.train.loop import train
+from dsmoe.train.muon import MuonWithAdamW
+from dsmoe.train.optim import build_optimizer, build_scheduler, parameter_groups
+from train.tiny import one_thread, run_config, tiny_model
+
+MUON = TrainConfig(optimizer="muon", muon_lr=0.05, lr=1e-3, warmup_steps=2, steps=10)
+
+
+def names_of(model, params) -> set[str]:
+    by_id = {id(param): name for name, param in model.named_parameters()}
+    return {by_id[id(param)] for param in params}
+
+
+def backward_on_random_tokens(model, seed: int) -> None:
+    tokens = torch.randint(0, model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(seed))
+    model(tokens, labels=tokens).loss.backward()
+
+
+def test_muon_takes_the_hidden_matrices_and_adamw_everything_else_once():
+    model = tiny_model(n_shared_experts=1, first_k_dense_replace=1)
+    optimizer = build_optimizer(model, MUON)
+    muon = names_of(model, optimizer.muon.param_groups[0]["params"])
+    adamw = names_of(model, [param for group in optimizer.adamw.param_groups for param in group["params"]])
+    hidden = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert muon == {name for name, _ in model.named_parameters() if name.split(".")[-2] in hidden}
+    assert any("shared_experts" in name for name in muon) and any("layers.0.ffn" in name for name in muon)
+    assert {name for name in adamw if "experts." in name and "shared" not in name} == {
+        f"layers.1.ffn.experts.{weight}" for weight in ("gate_up_proj", "down_proj")}  # the 3-D routed stacks
+    assert {"embed_tokens.weight", "lm_head.weight", "layers.1.ffn.router.weight", "norm.weight"} <= adamw
+    assert muon.isdisjoint(adamw) and muon | adamw == {name for name, _ in model.named_parameters()}
+
+
+def test_one_step_is_torch_muon_on_the_matrices_and_adamw_on_the_rest():
+    model = tiny_model(n_shared_experts=1)
+    reference = copy.deepcopy(model)
+    backward_on_random_tokens(model, 0)
+    backward_on_random_tokens(reference, 0)
+    build_optimizer(model, MUON).step()
+
+    matrices = {name for name in names_of(model, build_optimizer(model, MUON).muon.param_groups[0]["params"])}
+    params = dict(reference.named_parameters())
+    torch.optim.Muon([params[name] for name in sorted(matrices)], lr=0.05, weight_decay=MUON.weight_decay).step()
+    rest = [{**group, "params": [p for p in group["params"] if names_of(reference, [p]).isdisjoint(matrices)]}
+            for group in parameter_groups(reference, MUON.weight_decay)]
+    torch.optim.AdamW(rest, lr=1e-3, betas=(MUON.beta1, MUON.beta2), eps=MUON.eps).step()
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param, params[name], rtol=0, atol=1e-7, msg=name)
+
+
+def test_the_schedule_scales_muon_lr_and_lr_alike():
+    model = tiny_model()
+    optimizer = build_optimizer(model, MUON)
+    scheduler = build_scheduler(optimizer, MUON)
+    assert [group["lr"] for group in optimizer.param_groups] == [0.05 / 2, 1e-3 / 2, 1e-3 / 2]  # warm-up step 1 of 2
+    backward_on_random_tokens(model, 1)
+    optimizer.step()
+    scheduler.step()
+    assert [group["lr"] for group in optimizer.param_groups] == [0.05, 1e-3, 1e-3]
+    assert [group["lr"] for group in optimizer.muon.param_groups + optimizer.adamw.param_groups] == [0.05, 1e-3, 1e-3]
+
+
+def test_its_state_dict_round_trips_and_refuses_another_optimizers_state():
+    model = tiny_model()
+    optimizer = build_optimizer(model, MUON)
+    backward_on_random_tokens(model, 2)
+    optimizer.step()
+    saved = optimizer.state_dict()
+    fresh = build_optimizer(model, MUON)
+    fresh.load_state_dict(copy.deepcopy(saved))
+    assert isinstance(fresh, MuonWithAdamW)
+    for index, moments in saved["state"].items():
+        for key, value in moments.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(fresh.state_dict()["state"][index][key]))
+    with pytest.raises(ValueError, match="saved with another optimizer"):
+        fresh.load_state_dict(build_optimizer(model, TrainConfig()).state_dict())
+
+
+def test_a_resumed_muon_run_retraces_the_uninterrupted_run_bitwise(tmp_path):
+    settings = dict(train__optimizer="muon", train__steps=6, train__save_every=3, train__eval_every=0)
+    with one_thread():
+        train(run_config(tmp_path, **settings), tmp_path / "whole")
+        shutil.copytree(tmp_path / "whole", tmp_path / "resumed")
+        resumed = RunDir(tmp_path / "resumed")
+        shutil.rmtree(resumed.latest_checkpoint().path)  # back to the step-3 checkpoint
+        assert train(None, resumed.path, resume=True).step == 6
+    whole = load_file(RunDir(tmp_path / "whole").latest_checkpoint().weights_path)
+    again = load_file(resumed.latest_checkpoint().weights_path)
+    assert whole.keys() == again.keys()
+    for name, tensor in whole.items():
+        assert tensor.equal(again[name]), name
+
+
+def test_muon_is_refused_for_a_parallel_run_naming_the_fields():
+    with pytest.raises(ValueError, match=r"train.optimizer='muon' runs on one process only .*ep \* parallel.dp = 2"):
+        RunConfig.load(None, [("train.optimizer", "muon"), ("parallel.dp", 2), ("train.batch_size", 4)])
+    with pytest.raises(ValueError, match="train.optimizer='sgd' must be one of adamw, muon"):
+        RunConfig.load(None, [("train.optimizer", "sgd")])
