@@ -107,3 +107,13 @@ def test_muon_is_refused_for_a_parallel_run_naming_the_fields():
         RunConfig.load(None, [("train.optimizer", "muon"), ("parallel.dp", 2), ("train.batch_size", 4)])
     with pytest.raises(ValueError, match="train.optimizer='sgd' must be one of adamw, muon"):
         RunConfig.load(None, [("train.optimizer", "sgd")])
+
+
+def test_its_step_runs_the_post_step_hooks_the_bias_updates_hang_on():
+    model = tiny_model()
+    optimizer = build_optimizer(model, MUON)
+    calls = []
+    optimizer.register_step_post_hook(lambda *_: calls.append(1))
+    backward_on_random_tokens(model, 3)
+    optimizer.step()
+    assert calls == [1]

@@ -56,3 +56,9 @@ def test_a_new_run_into_a_folder_of_other_files_is_refused_and_leaves_them_as_th
         train(run_config(tmp_path, train__steps=1), folder)
     assert {path.name: path.read_text() for path in folder.iterdir()} == {"config.toml": "[train]\nsteps = 1\n",
                                                                          "tokenizer.json": "{}"}
+
+
+def test_a_resume_with_another_optimizer_is_refused_naming_the_field(stopped_at_3):
+    with pytest.raises(ValueError, match="train.optimizer"):
+        resume_with(stopped_at_3, f"train.steps={STEPS}", "train.optimizer=muon")
+    assert [record["step"] for record in read_steps(RunDir(stopped_at_3).metrics_path)] == [1, 2, 3]

@@ -4,12 +4,15 @@ A resume never silently changes the run. Per field of the config it may be given
 
     section.field                                   on --resume
     train.steps, train.time_budget_min              applied: the schedule is recomputed at the resumed step
-    train.lr, min_lr_ratio, warmup_steps, schedule  applied: each group's lr is the new schedule's at that step
-    train.weight_decay, beta1, beta2, eps           applied to the optimizer's groups (its moments are kept)
+    train.lr, muon_lr, min_lr_ratio, warmup_steps,  applied: each group's lr is the new schedule's at that step
+      schedule
+    train.weight_decay, beta1, beta2, eps,          applied to the optimizer's groups (its moments are kept)
+      muon_momentum
     train.grad_clip, eval_every, eval_batches,      applied (read at every step)
       save_every, keep_last, max_nonfinite, compile,
       activation_checkpointing, tensorboard, retain_freed_memory
     train.batch_size, grad_accum, seed, dtype       refused: the data order or the numerics would change
+    train.optimizer                                 refused: the checkpoint holds that optimizer's moments
     parallel.*                                      applied: checkpoints hold full tensors, cut anew for any
                                                     layout (dsmoe.parallel.state); the micro-batch each rank's
                                                     balance losses see changes with it
@@ -34,7 +37,7 @@ from dsmoe.data.identity import absolute_path
 from dsmoe.runs import RunConfig, RunDir
 
 # Train fields that change the trajectory in ways a checkpoint cannot follow; the others are applied on resume.
-TRAJECTORY_FIELDS = ("batch_size", "grad_accum", "seed", "dtype")
+TRAJECTORY_FIELDS = ("batch_size", "grad_accum", "seed", "dtype", "optimizer")
 LISTED_ENTRIES = 5  # a refusal names this many of a directory's entries
 
 
