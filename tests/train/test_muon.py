@@ -49,7 +49,7 @@ def test_one_step_is_torch_muon_on_the_matrices_and_adamw_on_the_rest():
     backward_on_random_tokens(reference, 0)
     build_optimizer(model, MUON).step()
 
-    matrices = {name for name in names_of(model, build_optimizer(model, MUON).muon.param_groups[0]["params"])}
+    matrices = names_of(model, build_optimizer(model, MUON).muon.param_groups[0]["params"])
     params = dict(reference.named_parameters())
     torch.optim.Muon([params[name] for name in sorted(matrices)], lr=0.05, weight_decay=MUON.weight_decay).step()
     rest = [{**group, "params": [p for p in group["params"] if names_of(reference, [p]).isdisjoint(matrices)]}

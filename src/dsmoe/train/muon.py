@@ -25,7 +25,15 @@ class MuonWithAdamW(torch.optim.Optimizer):
     def __init__(self, muon: torch.optim.Muon, adamw: torch.optim.AdamW):
         self.muon, self.adamw = muon, adamw
         super().__init__([{"params": []}], {})  # the hooks' bookkeeping; the groups are the two optimizers'
-        self.param_groups = [*muon.param_groups, *adamw.param_groups]
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """The two optimizers' groups, Muon's first (the dicts themselves: the schedule sets their lr)."""
+        return [*self.muon.param_groups, *self.adamw.param_groups]
+
+    @param_groups.setter
+    def param_groups(self, value) -> None:  # Optimizer.__init__ assigns its own; the two optimizers keep theirs
+        pass
 
     @property
     def state(self) -> dict:
@@ -68,4 +76,3 @@ class MuonWithAdamW(torch.optim.Optimizer):
         self.adamw.load_state_dict({
             "state": {i - offset: v for i, v in state.items() if i >= offset},
             "param_groups": [{**g, "params": [i - offset for i in g["params"]]} for g in groups[n_muon_groups:]]})
-        self.param_groups = [*self.muon.param_groups, *self.adamw.param_groups]
