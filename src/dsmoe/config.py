@@ -157,6 +157,11 @@ class ModelConfig:
     Embeddings and initialisation
         tie_word_embeddings: share the input embedding with the output head. Default False.
         init_std: standard deviation of the normal weight initialisation. Default 0.02.
+
+    Regularisation
+        dropout: in training, dropout with this probability on each block's attention and FFN outputs before
+            they join the residual stream (GPT-2's resid_pdrop; Srivastava et al. 2014), against memorising a
+            corpus trained on for several epochs. Never at evaluation or generation. Default 0.0 (off).
     """
 
     vocab_size: int = 4096
@@ -220,6 +225,7 @@ class ModelConfig:
     mtp_loss_weight: float = 0.3
     tie_word_embeddings: bool = False
     init_std: float = 0.02
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         validate(self)

@@ -49,6 +49,8 @@ FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-fie
     load_loss_weight=NON_NEGATIVE, z_loss_coef=NON_NEGATIVE, bias_update_speed=NON_NEGATIVE,
     # multi-token prediction, embeddings and initialisation
     n_mtp_modules=COUNT, mtp_loss_weight=NON_NEGATIVE, tie_word_embeddings=FLAG, init_std=POSITIVE,
+    # regularisation
+    dropout=Rule("number", "[0, 1)"),
 )
 
 

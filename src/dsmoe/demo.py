@@ -1,9 +1,12 @@
 """The quickstart's main job: train the `tiny` DeepSeekMoE preset on Tiny Shakespeare for about five
 minutes, then show validation loss and bits per byte, the per-layer expert load, a generated sample,
-and where the run's checkpoint, metrics and loss-curve plot are."""
+and where the run's checkpoint, metrics and loss-curve plot are. With compare_dense, then train its dense
+counterpart (dsmoe.model.counterpart: the same activated parameters per token) the same way for the same time,
+and print the two side by side."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -15,6 +18,7 @@ from dsmoe.analysis.plots import plot_loss_curve
 from dsmoe.inference import SamplingConfig
 from dsmoe.inference.stream import stream_completion
 from dsmoe.model import count_params
+from dsmoe.model.counterpart import dense_counterpart
 from dsmoe.runs import RunConfig, RunDir, load_run
 from dsmoe.train.calibrate import fit_steps_to_budget
 from dsmoe.train.loop import TrainResult, train
@@ -36,14 +40,32 @@ def expert_load_table(metrics_path: Path, last_steps: int = 50) -> str:
     return "\n".join(rows)
 
 
-def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainResult:
+def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Sequence[str] = (),
+             compare_dense: bool = False) -> TrainResult:
     """Train the demo for up to `minutes` into `out` (default runs/demo-<date>-<time>) with `overrides` of its
-    config applied, printing the report to stdout; returns where training stopped."""
+    config applied, printing the report to stdout; with compare_dense, then its dense counterpart for as long into
+    `<out>-dense`. Returns where the MoE's training stopped (or the dense one's, if that stopped early)."""
     out = Path(out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     config = RunConfig.load(DEMO_CONFIG, [("train.time_budget_min", minutes), *overrides])
+    dense = dataclasses.replace(config, model=dense_counterpart(config.model)) if compare_dense else None
+    dense_out = out.with_name(out.name + "-dense")
+    if dense is not None and dense_out.exists() and any(dense_out.iterdir()):  # before any work, not after 5 minutes
+        raise FileExistsError(f"{dense_out} (the dense counterpart's run directory) is not empty")
+    result = train_and_report(config, minutes, out, "the tiny DeepSeekMoE")
+    if dense is None or result.final_eval is None:
+        return result
+    print(f"\n--compare-dense: the same recipe and time budget for the dense model of the same activated parameters")
+    dense_result = train_and_report(dense, minutes, dense_out, "its dense counterpart")
+    if dense_result.final_eval is not None:
+        print("\n" + comparison_table({"DeepSeekMoE": (config, result), "dense": (dense, dense_result)}))
+    return result if dense_result.final_eval is not None else dense_result
+
+
+def train_and_report(config: RunConfig, minutes: float, out: Path, label: str) -> TrainResult:
+    """Fit the schedule to `minutes` on this machine, train into `out` and print the demo's report."""
     config = fit_steps_to_budget(config, minutes)  # so the warm-up and the schedule's steps match this machine
     params = count_params(config.model)
-    print(f"training the tiny DeepSeekMoE ({params.total / 1e6:.1f}M params, {params.activated / 1e6:.1f}M "
+    print(f"training {label} ({params.total / 1e6:.1f}M params, {params.activated / 1e6:.1f}M "
           f"activated per token) on Tiny Shakespeare for up to {minutes:g} minutes -> {out}")
     print(f"measured on this machine: {config.train.steps} steps of {config.train.batch_size} x {config.data.seq_len} "
           f"tokens fit in that time")
@@ -54,8 +76,9 @@ def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Seq
         return result
     print(f"validation: {result.final_eval.summary()}")
     run = RunDir(out)
-    print("\nexpert load per MoE layer (100 = the mean; a balanced layer is flat):")
-    print(expert_load_table(run.metrics_path))
+    if config.model.moe_layers:
+        print("\nexpert load per MoE layer (100 = the mean; a balanced layer is flat):")
+        print(expert_load_table(run.metrics_path))
     print("\nsample (temperature 0.8, top-k 50):\n")
     loaded = load_run(out)
     sys.stdout.write("ROMEO:")
@@ -64,3 +87,25 @@ def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Seq
     print(f"\n\nrun directory {out}: {run.checkpoints_dir.name}/, {run.metrics_path.name}, {run.config_path.name}, "
           f"{run.tokenizer_path.name}, {plot.name}")
     return result
+
+
+def comparison_table(runs: dict[str, tuple[RunConfig, TrainResult]]) -> str:
+    """The models side by side: parameters, steps and tokens/s in the same time, validation bits per byte."""
+    rows = [f"{'model':<12}{'params':>8}{'activated':>11}{'steps':>7}{'tokens/s':>10}{'val bits/byte':>15}"]
+    for name, (config, result) in runs.items():
+        params = count_params(config.model)
+        tokens_per_s = median_tokens_per_s(RunDir(result.run_dir).metrics_path)
+        rows.append(f"{name:<12}{params.total / 1e6:>7.2f}M{params.activated / 1e6:>10.2f}M{result.step:>7}"
+                    f"{tokens_per_s:>10,.0f}{result.final_eval.bits_per_byte:>15.4f}")
+    (_, first), (_, second) = list(runs.values())[:2]
+    gap = second.final_eval.bits_per_byte - first.final_eval.bits_per_byte
+    names = list(runs)
+    rows.append(f"{names[0]} - {names[1]}: {-gap:+.4f} bits per byte "
+                f"({'better' if gap > 0 else 'not better'}; one seed each: the spread over seeds is in "
+                "docs/BENCHMARKS.md)")
+    return "\n".join(rows)
+
+
+def median_tokens_per_s(metrics_path: Path) -> float:
+    speeds = sorted(r["tokens_per_s"] for r in read_metrics(metrics_path) if "tokens_per_s" in r)
+    return speeds[len(speeds) // 2]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dsmoe.data import TrainBatches, val_batches
-from dsmoe.data.batches import _epoch_order
+from dsmoe.data.batches import _epoch_order, epoch_shift
 
 TOKENS = np.arange(1000, dtype=np.uint16)  # token value = position, so a window shows where it starts
 SEQ_LEN, BATCH_SIZE = 8, 4
@@ -71,3 +71,36 @@ def test_too_few_tokens_for_one_sequence_raise_with_both_counts():
 def test_bad_arguments_raise_naming_them(arguments, message):
     with pytest.raises(ValueError, match=message):
         TrainBatches(TOKENS, **{"seq_len": SEQ_LEN, "batch_size": BATCH_SIZE, "seed": 0, **arguments})
+
+
+def test_shifted_windows_keep_the_first_epoch_and_move_each_later_epoch_by_its_own_offset():
+    batches = TrainBatches(TOKENS, SEQ_LEN, batch_size=5, seed=0, shift_windows=True)
+    n = batches.n_windows
+    assert n == (len(TOKENS) - SEQ_LEN) // SEQ_LEN  # windows that fit after any shift of at most SEQ_LEN - 1
+    starts = torch.cat([batches.batch(step)[0][:, 0] for step in range(4 * n // 5 + 1)])[:4 * n]
+    shifts = []
+    for epoch in range(4):
+        epoch_starts = starts[epoch * n:(epoch + 1) * n]
+        shift = int(epoch_starts[0]) % SEQ_LEN
+        assert sorted(epoch_starts.tolist()) == list(range(shift, shift + n * SEQ_LEN, SEQ_LEN))
+        shifts.append(shift)
+    assert shifts[0] == 0 and len(set(shifts)) > 1
+    assert int(starts.max()) + SEQ_LEN + 1 <= len(TOKENS)  # every window, shifted, lies inside the tokens
+
+
+def test_shifted_windows_visit_windows_in_the_same_order_and_resume_exactly():
+    fixed = TrainBatches(TOKENS, SEQ_LEN, BATCH_SIZE, seed=3, shift_windows=True)
+    x, y = fixed.batch(40)  # epoch 1 (124 windows, 4 a batch)
+    assert torch.equal(y, x + 1)
+    shift = int(x[0, 0]) % SEQ_LEN
+    assert bool(((x[:, 0] - shift) % SEQ_LEN == 0).all())
+    _epoch_order.cache_clear()
+    epoch_shift.cache_clear()  # a resumed process starts with nothing remembered
+    assert torch.equal(TrainBatches(TOKENS, SEQ_LEN, BATCH_SIZE, seed=3, shift_windows=True).batch(40)[0], x)
+    assert epoch_shift(SEQ_LEN, 3, 1) != epoch_shift(SEQ_LEN, 4, 1) or epoch_shift(SEQ_LEN, 3, 2) != \
+        epoch_shift(SEQ_LEN, 4, 2)  # the shifts come from the seed
+
+
+def test_shifting_needs_room_for_one_window_after_the_largest_shift():
+    with pytest.raises(ValueError, match="the training tokens less seq_len - 1 has"):
+        TrainBatches(TOKENS[:SEQ_LEN + 1], SEQ_LEN, BATCH_SIZE, seed=0, shift_windows=True)

@@ -1,6 +1,6 @@
 """The quickstart's demo: train the tiny DeepSeekMoE on Tiny Shakespeare for a few minutes.
 Then show validation loss and bits per byte, the per-layer expert load, a generated sample and the run
-directory (in Python: dsmoe.demo.run_demo)."""
+directory; --compare-dense trains the dense counterpart too (in Python: dsmoe.demo.run_demo)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run directory (default: runs/demo-<date>-<time>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one field of the demo's config, dsmoe/configs/tiny.toml")
+    parser.add_argument("--compare-dense", action="store_true",
+                        help="then train the dense model of the same activated parameters the same way for the same "
+                             "time, into <out>-dense, and print the two side by side (twice the time)")
 
 
 def run(args: argparse.Namespace) -> int:
     POSITIVE.check("--minutes", args.minutes)
-    return for_stop(run_demo(args.minutes, args.out, args.overrides).stopped_early)
+    return for_stop(run_demo(args.minutes, args.out, args.overrides, args.compare_dense).stopped_early)

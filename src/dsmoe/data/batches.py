@@ -1,7 +1,10 @@
 """Batches of (input, target) windows: training batches as a pure function of (seed, step), val in order.
 
 A window is seq_len + 1 consecutive tokens starting at a multiple of seq_len; x is its first seq_len
-tokens and y its last seq_len (y is x shifted by one), so windows never overlap in their targets.
+tokens and y its last seq_len (y is x shifted by one), so windows never overlap in their targets. With
+shift_windows, every training epoch after the first moves that grid by its own offset in [0, seq_len), so a
+corpus seen several times is not cut into the same sequences each time: each token comes back in another
+context and at another position, which a small corpus otherwise lets the model memorise.
 """
 
 from __future__ import annotations
@@ -34,13 +37,30 @@ def _gather(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[torch
     return torch.from_numpy(windows_BT[:, :-1].copy()), torch.from_numpy(windows_BT[:, 1:].copy())
 
 
+def _epoch_generator(seed: int, epoch: int, *stream: int) -> torch.Generator:
+    """A generator seeded from (seed, epoch) and, for draws other than the epoch's order, a stream number."""
+    mixed_seed = int(np.random.SeedSequence([seed, epoch, *stream]).generate_state(1, np.uint64)[0])
+    return torch.Generator().manual_seed(mixed_seed)
+
+
 @lru_cache(maxsize=4)  # a batch touches at most a few epochs; keep their orders instead of redrawing
 def _epoch_order(n_windows: int, seed: int, epoch: int) -> np.ndarray:
     """The order in which epoch `epoch` visits the windows: a permutation drawn from (seed, epoch) alone."""
-    mixed_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0])
-    order = torch.randperm(n_windows, generator=torch.Generator().manual_seed(mixed_seed)).numpy()
+    order = torch.randperm(n_windows, generator=_epoch_generator(seed, epoch)).numpy()
     order.flags.writeable = False
     return order
+
+
+SHIFT_STREAM = 1
+
+
+@lru_cache(maxsize=64)
+def epoch_shift(seq_len: int, seed: int, epoch: int) -> int:
+    """Where epoch `epoch` starts its window grid: 0 for the first epoch, then drawn in [0, seq_len) from (seed,
+    epoch) alone (a stream of its own: the epoch's order is the same with or without shifts)."""
+    if epoch == 0:
+        return 0
+    return int(torch.randint(seq_len, (1,), generator=_epoch_generator(seed, epoch, SHIFT_STREAM)))
 
 
 class TrainBatches:
@@ -48,15 +68,21 @@ class TrainBatches:
 
     The batches form one stream of windows: position p = step * batch_size + row is window
     order(epoch)[p % n_windows] with epoch = p // n_windows, so every epoch visits every window once
-    and resuming at step k gives the batches an uninterrupted run would have drawn.
+    and resuming at step k gives the batches an uninterrupted run would have drawn. With shift_windows, window
+    w of an epoch starts at epoch_shift(epoch) + w * seq_len; one window fewer is kept per epoch, so that every
+    shift fits the same number of windows.
     """
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, seed: int) -> None:
+    def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, seed: int,
+                 shift_windows: bool = False) -> None:
         _check_positive(seq_len=seq_len, batch_size=batch_size)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed={seed!r} must be an integer >= 0")
         self.tokens, self.seq_len, self.batch_size, self.seed = tokens, seq_len, batch_size, seed
+        self.shift_windows = shift_windows
         self.n_windows = count_windows(len(tokens), seq_len, "the training tokens")
+        if shift_windows:  # the windows of the grid shifted by seq_len - 1
+            self.n_windows = count_windows(len(tokens) - (seq_len - 1), seq_len, "the training tokens less seq_len - 1")
 
     def epoch(self, step: int) -> float:
         """How many passes over the training windows the batches before `step` make."""
@@ -68,9 +94,10 @@ class TrainBatches:
             raise ValueError(f"step={step!r} must be an integer >= 0")
         positions = step * self.batch_size + np.arange(self.batch_size)
         epochs, offsets = np.divmod(positions, self.n_windows)
-        windows = np.array([_epoch_order(self.n_windows, self.seed, int(epoch))[offset]
-                            for epoch, offset in zip(epochs, offsets)])
-        return _gather(self.tokens, windows * self.seq_len, self.seq_len)
+        starts = np.array([_epoch_order(self.n_windows, self.seed, int(epoch))[offset] * self.seq_len
+                           + (epoch_shift(self.seq_len, self.seed, int(epoch)) if self.shift_windows else 0)
+                           for epoch, offset in zip(epochs, offsets)])
+        return _gather(self.tokens, starts, self.seq_len)
 
 
 def val_batches(tokens: np.ndarray, seq_len: int, batch_size: int,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dsmoe.data.tokenizer import check_vocab_size
-from dsmoe.field_rules import POSITIVE_INT, TEXT, Rule, check_fields, optional
+from dsmoe.field_rules import FLAG, POSITIVE_INT, TEXT, Rule, check_fields, optional
 
 FIELD_RULES = dict(path=TEXT, tokenizer=optional(TEXT), vocab_size=optional(POSITIVE_INT), seq_len=POSITIVE_INT,
-                   val_fraction=Rule("number", "(0, 1)"), cache_dir=TEXT, sha256=optional(TEXT))
+                   val_fraction=Rule("number", "(0, 1)"), shift_windows=FLAG, cache_dir=TEXT, sha256=optional(TEXT))
 
 
 @dataclass
@@ -26,6 +26,10 @@ class DataConfig:
         may have); None takes the model's vocab_size. Default None.
     seq_len: tokens per training sequence (the model sees seq_len inputs and predicts seq_len
         targets). Default 256.
+    shift_windows: cut the training text into sequences at another offset in [0, seq_len) in every epoch after
+        the first (drawn from the seed and the epoch), so a corpus trained on for several epochs is not seen as
+        the same sequences each time: less memorised, better validation loss (docs/BENCHMARKS.md). Default False
+        (the fixed grid, as runs before it trained).
     val_fraction: share of each file's text held out for validation, cut at a line boundary;
         used only for files without an explicit val file. Default 0.05.
     cache_dir: directory of the token caches ("~" is expanded). Default "~/.cache/dsmoe".
@@ -38,6 +42,7 @@ class DataConfig:
     tokenizer: str | None = None
     vocab_size: int | None = None
     seq_len: int = 256
+    shift_windows: bool = False
     val_fraction: float = 0.05
     cache_dir: str = "~/.cache/dsmoe"
     sha256: str | None = None

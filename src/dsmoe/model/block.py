@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dsmoe.config import ModelConfig
@@ -26,16 +27,23 @@ class DecoderBlock(nn.Module):
         self.attn = ATTENTIONS[config.attention](config, layer_idx)
         self.ffn_norm = RMSNorm(config.hidden_size, config.norm_eps)
         self.ffn = MoE(config) if self.is_moe else SwiGLU(config.hidden_size, config.intermediate_size)
+        self.dropout = config.dropout
 
     def forward(self, x_BLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor, token_ids_BL: torch.Tensor,
                 cache: KVCache | None = None, padding: Padding | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RouterStats | None]:
         visible_B1LS = padding.visible_B1LS if padding is not None else None
-        x_BLD = x_BLD + self.attn(self.attn_norm(x_BLD), cos_LD, sin_LD, cache, visible_B1LS)
+        x_BLD = x_BLD + self.drop(self.attn(self.attn_norm(x_BLD), cos_LD, sin_LD, cache, visible_B1LS))
         if not self.is_moe:
-            return x_BLD + self.ffn(self.ffn_norm(x_BLD)), {}, None
+            return x_BLD + self.drop(self.ffn(self.ffn_norm(x_BLD))), {}, None
         ffn_out, aux_losses, stats = self.moe_on_real_tokens(self.ffn_norm(x_BLD), token_ids_BL, padding)
-        return x_BLD + ffn_out, aux_losses, stats
+        return x_BLD + self.drop(ffn_out), aux_losses, stats
+
+    def drop(self, branch_BLD: torch.Tensor) -> torch.Tensor:
+        """Residual dropout of a branch's output (config.dropout), in training only."""
+        if self.dropout == 0 or not self.training:
+            return branch_BLD
+        return F.dropout(branch_BLD, self.dropout, training=True)
 
     def moe_on_real_tokens(self, h_BLD: torch.Tensor, token_ids_BL: torch.Tensor, padding: Padding | None
                            ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RouterStats]:

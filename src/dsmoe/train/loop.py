@@ -151,7 +151,7 @@ class Trainer:
         self.step, self.progress = start_step, progress
         self.forward_model = torch.compile(model) if self.cfg.compile else model
         self.batches = TrainBatches(data.train.tokens, config.data.seq_len, self.cfg.batch_size * self.cfg.grad_accum,
-                                    self.cfg.seed)
+                                    self.cfg.seed, config.data.shift_windows)
         self.token_bytes = token_byte_lengths(data.tokenizer)
         self.val_tokens = {domain: data.val.domain_tokens(domain) for domain in data.val.domains}
         self.logs = [MetricsLog(run_dir.metrics_path, resume_step=start_step)] if ranks.is_writer else []
