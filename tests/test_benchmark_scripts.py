@@ -15,6 +15,7 @@ SMOKE_RUNS = {
                    "--repeats", "1"], "median time / dense median"),
     "balance_scope": (["balance_scope.py", "--quick"], "time / micro_batch"),
     "comm_volume": (["comm_volume.py", "--skip-runs"], "predicted forward all-to-all"),
+    "demo_step": (["demo_step.py", "--warmup", "1", "--repeats", "1"], "DeepSeekMoE tokens/s / dense tokens/s"),
 }
 
 

@@ -97,12 +97,10 @@ def comparison_table(runs: dict[str, tuple[RunConfig, TrainResult]]) -> str:
         tokens_per_s = median_tokens_per_s(RunDir(result.run_dir).metrics_path)
         rows.append(f"{name:<12}{params.total / 1e6:>7.2f}M{params.activated / 1e6:>10.2f}M{result.step:>7}"
                     f"{tokens_per_s:>10,.0f}{result.final_eval.bits_per_byte:>15.4f}")
-    (_, first), (_, second) = list(runs.values())[:2]
-    gap = second.final_eval.bits_per_byte - first.final_eval.bits_per_byte
-    names = list(runs)
-    rows.append(f"{names[0]} - {names[1]}: {-gap:+.4f} bits per byte "
-                f"({'better' if gap > 0 else 'not better'}; one seed each: the spread over seeds is in "
-                "docs/BENCHMARKS.md)")
+    (first_name, (_, first)), (second_name, (_, second)) = list(runs.items())[:2]
+    gap = first.final_eval.bits_per_byte - second.final_eval.bits_per_byte
+    rows.append(f"{first_name} is {abs(gap):.4f} bits per byte {'better' if gap < 0 else 'worse'} than {second_name} "
+                "in this run (one seed each; the spread over seeds is in docs/BENCHMARKS.md)")
     return "\n".join(rows)
 
 
