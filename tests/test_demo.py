@@ -1,12 +1,13 @@
 """The demo: its config keeps the MoE and its dense counterpart at equal activated parameters, and
 --compare-dense trains both for the same time and prints them side by side."""
 
-import dataclasses
 import json
+import time
 
 import pytest
 
-from dsmoe.demo import DEMO_CONFIG, run_demo
+from dsmoe import demo
+from dsmoe.demo import DEMO_CONFIG, REPORT_SHARE, run_demo
 from dsmoe.model import count_params
 from dsmoe.model.counterpart import dense_counterpart
 from dsmoe.runs import RunConfig
@@ -40,7 +41,7 @@ def test_compare_dense_trains_the_counterpart_for_the_same_time_and_prints_both(
     printed = capsys.readouterr().out
     assert result.final_eval is not None
     dense_config = RunConfig.load(tmp_path / "demo-dense" / "config.toml")
-    assert dense_config.model.moe_layers == [] and dense_config.train.time_budget_min == 0.05
+    assert dense_config.model.moe_layers == [] and 0 < dense_config.train.time_budget_min < 0.05 * (1 - REPORT_SHARE)
     assert dense_config.model == dense_counterpart(RunConfig.load(tmp_path / "demo" / "config.toml").model)
     table = printed[printed.index("model  "):]
     assert "DeepSeekMoE" in table and "dense" in table and "bits per byte" in table
@@ -53,3 +54,14 @@ def test_compare_dense_refuses_a_used_dense_directory_before_training(tmp_path):
     with pytest.raises(FileExistsError, match="demo-dense"):
         run_demo(0.05, tmp_path / "demo", small_demo(tmp_path), compare_dense=True)
     assert not (tmp_path / "demo").exists()
+
+
+def test_the_training_budget_is_what_timing_the_step_leaves_of_the_minutes_less_the_report_share(monkeypatch):
+    def slow_probe(config):
+        time.sleep(0.6)
+        return 0.01
+    monkeypatch.setattr(demo, "seconds_per_step", slow_probe)
+    fitted = demo.fit_to_minutes(RunConfig.load(DEMO_CONFIG), minutes=1)
+    expected_minutes = 1 - REPORT_SHARE - 0.6 / 60
+    assert abs(fitted.train.time_budget_min - expected_minutes) < 0.1 / 60
+    assert fitted.train.steps == int(fitted.train.time_budget_min * 60 * (1 - 0.02) / 0.01)

@@ -62,6 +62,10 @@ def test_bad_setting_is_named(assignment, message, tmp_path, capsys):
     (["demo", "--minutes", "-2"], "--minutes=-2.0 must be a number > 0"),
     (["demo", "--minutes", "nan"], "--minutes=nan must be a number > 0"),
     (["demo", "--minutes", "inf"], "--minutes=inf must be a number > 0"),
+    (["demo", "--compare-dense", "--set", "model.n_routed_experts=0"], "no MoE layers (n_routed_experts=0)"),
+    (["demo", "--compare-dense", "--set", "model.intermediate_size=640"],
+     "an MoE layer activates a FFN width of 512 (shared 128 + n_activated_experts=3 x moe_intermediate_size=128), "
+     "but intermediate_size=640"),
 ])
 def test_bad_size_names_the_flag(argv, message, tmp_path, capsys):
     assert_cli_error([*argv, *(["--out", str(tmp_path / "run")] if argv[0] == "demo" else [])], message, capsys)
