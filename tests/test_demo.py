@@ -64,4 +64,4 @@ def test_the_training_budget_is_what_timing_the_step_leaves_of_the_minutes_less_
     fitted = demo.fit_to_minutes(RunConfig.load(DEMO_CONFIG), minutes=1)
     expected_minutes = 1 - REPORT_SHARE - 0.6 / 60
     assert abs(fitted.train.time_budget_min - expected_minutes) < 0.1 / 60
-    assert fitted.train.steps == int(fitted.train.time_budget_min * 60 * (1 - 0.02) / 0.01)
+    assert fitted.train.steps == int(fitted.train.time_budget_min * 60 * (1 - 0.02) / (0.01 / demo.STEP_HEADROOM))
