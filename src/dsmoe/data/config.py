@@ -8,7 +8,7 @@ from dsmoe.data.tokenizer import check_vocab_size
 from dsmoe.field_rules import FLAG, POSITIVE_INT, TEXT, Rule, check_fields, optional
 
 FIELD_RULES = dict(path=TEXT, tokenizer=optional(TEXT), vocab_size=optional(POSITIVE_INT), seq_len=POSITIVE_INT,
-                   val_fraction=Rule("number", "(0, 1)"), shift_windows=FLAG, cache_dir=TEXT, sha256=optional(TEXT))
+                   shift_windows=FLAG, val_fraction=Rule("number", "(0, 1)"), cache_dir=TEXT, sha256=optional(TEXT))
 
 
 @dataclass
