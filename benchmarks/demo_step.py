@@ -4,41 +4,24 @@ activated parameters per token), each with the optimizer and settings of the dem
     python benchmarks/demo_step.py                     # the demo config as it ships
     python benchmarks/demo_step.py --set train.optimizer=adamw
 
-A step is what the training loop does per optimizer step: forward, backward, gradient clipping, the optimizer and
-its post-step hooks (the aux-free bias update), on random tokens of the demo's batch shape.
+A step is dsmoe.train.calibrate.training_step, what the training loop does per optimizer step: forward, backward,
+gradient clipping, the optimizer and its post-step hooks (the aux-free bias update), on random tokens of the demo's
+batch shape.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 
 import torch
 
 from dsmoe.demo import DEMO_CONFIG
-from dsmoe.model import DeepSeekMoEForCausalLM, count_params
+from dsmoe.model import count_params
 from dsmoe.model.counterpart import dense_counterpart
-from dsmoe.routers import install_router_updates
 from dsmoe.runs import RunConfig
-from dsmoe.train.optim import build_optimizer
-from dsmoe.train.step import accumulate_gradients
+from dsmoe.train.calibrate import training_step
 from timing import median, print_times, setup_cpu, time_round_robin
-
-
-def training_step(config: RunConfig):
-    model = DeepSeekMoEForCausalLM(config.model).train()
-    optimizer = build_optimizer(model, config.train)
-    install_router_updates(optimizer, model)
-    tokens = torch.randint(0, config.model.vocab_size, (config.train.batch_size, config.data.seq_len))
-    max_norm = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
-
-    def step() -> None:
-        accumulate_gradients(model, tokens, tokens, config.train.grad_accum, config.train.dtype)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return step
 
 
 def parse_args() -> argparse.Namespace:

@@ -69,8 +69,8 @@ class TrainBatches:
     The batches form one stream of windows: position p = step * batch_size + row is window
     order(epoch)[p % n_windows] with epoch = p // n_windows, so every epoch visits every window once
     and resuming at step k gives the batches an uninterrupted run would have drawn. With shift_windows, window
-    w of an epoch starts at epoch_shift(epoch) + w * seq_len; one window fewer is kept per epoch, so that every
-    shift fits the same number of windows.
+    w of an epoch starts at epoch_shift(epoch) + w * seq_len, and an epoch holds the windows that fit after the
+    largest shift (seq_len - 1), so that every shift fits the same number of windows.
     """
 
     def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, seed: int,

@@ -9,7 +9,9 @@ whose median-of-3 probe came out 10% slow stopped after 4.2 minutes)."""
 from __future__ import annotations
 
 import copy
+import math
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -21,22 +23,34 @@ from dsmoe.train.optim import build_optimizer
 from dsmoe.train.step import accumulate_gradients
 
 
-def seconds_per_step(config: RunConfig, timed_steps: int = 5, warmup_steps: int = 2) -> float:
-    """Fastest wall time of a full optimizer step of this config's model, on random tokens, after warm-ups."""
-    if config.train.retain_freed_memory:
-        retain_freed_memory()
-    rng_state = torch.get_rng_state()  # the real run's weights and data order must not depend on this probe
+def training_step(config: RunConfig) -> Callable[[], None]:
+    """One optimizer step of this config's model as the training loop takes it (forward/backward of every
+    micro-batch, gradient clipping, the optimizer and its post-step hooks), on random tokens of its batch shape."""
     model = DeepSeekMoEForCausalLM(config.model).train()
     optimizer = build_optimizer(model, config.train)
     install_router_updates(optimizer, model)
     shape = (config.train.batch_size * config.train.grad_accum, config.data.seq_len)
     tokens = torch.randint(0, config.model.vocab_size, shape)
+    max_norm = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        accumulate_gradients(model, tokens, tokens, config.train.grad_accum, config.train.dtype)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        optimizer.step()
+    return step
+
+
+def seconds_per_step(config: RunConfig, timed_steps: int = 5, warmup_steps: int = 2) -> float:
+    """Fastest wall time of a full optimizer step of this config's model, on random tokens, after warm-ups."""
+    if config.train.retain_freed_memory:
+        retain_freed_memory()
+    rng_state = torch.get_rng_state()  # the real run's weights and data order must not depend on this probe
+    step = training_step(config)
     times = []
     for _ in range(warmup_steps + timed_steps):
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        accumulate_gradients(model, tokens, tokens, config.train.grad_accum, config.train.dtype)
-        optimizer.step()
+        step()
         times.append(time.perf_counter() - start)
     torch.set_rng_state(rng_state)
     return min(times[warmup_steps:])
