@@ -62,3 +62,11 @@ def test_a_resume_with_another_optimizer_is_refused_naming_the_field(stopped_at_
     with pytest.raises(ValueError, match="train.optimizer"):
         resume_with(stopped_at_3, f"train.steps={STEPS}", "train.optimizer=muon")
     assert [record["step"] for record in read_steps(RunDir(stopped_at_3).metrics_path)] == [1, 2, 3]
+
+
+def test_a_muon_resume_with_the_routed_experts_moved_between_optimizers_is_refused_naming_the_field(tmp_path):
+    run = tmp_path / "run"
+    train(run_config(tmp_path, train__steps=FIRST_STEPS, train__eval_every=0, train__optimizer="muon"), run)
+    with pytest.raises(ValueError, match="train.muon_experts: True -> False"):
+        resume_with(run, f"train.steps={STEPS}", "train.muon_experts=false")
+    assert [record["step"] for record in read_steps(RunDir(run).metrics_path)] == [1, 2, 3]

@@ -13,7 +13,8 @@ DTYPES = ("float32", "bfloat16")
 FIELD_RULES = dict(
     steps=POSITIVE_INT, batch_size=POSITIVE_INT, grad_accum=POSITIVE_INT, lr=POSITIVE,
     min_lr_ratio=Rule("number", "[0, 1]"), warmup_steps=COUNT, schedule=choice(SCHEDULES),
-    optimizer=choice(OPTIMIZERS), muon_lr=POSITIVE, muon_momentum=Rule("number", "[0, 1)"), weight_decay=NON_NEGATIVE,
+    optimizer=choice(OPTIMIZERS), muon_lr=POSITIVE, muon_momentum=Rule("number", "[0, 1)"),
+    muon_experts=FLAG, weight_decay=NON_NEGATIVE,
     beta1=Rule("number", "[0, 1)"), beta2=Rule("number", "[0, 1)"), eps=POSITIVE,
     grad_clip=NON_NEGATIVE, dtype=choice(DTYPES), compile=FLAG, activation_checkpointing=FLAG, seed=COUNT,
     eval_every=COUNT, eval_batches=POSITIVE_INT, save_every=COUNT, keep_last=POSITIVE_INT,
@@ -35,11 +36,14 @@ class TrainConfig:
     schedule: "cosine" (warm-up then cosine to min_lr_ratio * lr), "step" (DeepSeekMoE Sec. 4.1.2:
         warm-up, then lr x 0.316 at 80% and again at 90% of steps) or "constant". Default "cosine".
     optimizer: "adamw", or "muon": Muon (torch.optim.Muon) on the hidden 2-D matrices (attention, dense FFNs,
-        shared experts) and AdamW on the embedding, head, norms, router gates and stacked routed experts
-        (dsmoe.train.muon). Default "adamw".
+        shared experts) and, with muon_experts, each routed expert's matrices; AdamW on the embedding, head,
+        norms and router gates (dsmoe.train.muon). Default "adamw".
     muon_lr: Muon's peak learning rate (scaled per matrix by sqrt(max(1, rows / cols)), Jordan et al.'s rule;
         the schedule multiplies it as it does lr). Default 0.02.
     muon_momentum: Muon's Nesterov momentum. Default 0.95.
+    muon_experts: with optimizer "muon", the routed experts' stacked weights take Muon's update too, each
+        expert's matrices orthogonalised alone (dsmoe.train.stacked_muon); False leaves them on AdamW, a cheaper
+        step where the experts are many small matrices and the batch is small (docs/BENCHMARKS.md). Default True.
     weight_decay: decoupled weight decay on matrices, AdamW's and Muon's (see dsmoe.train.optim). Default 0.1.
     beta1, beta2, eps: AdamW moments. Defaults 0.9, 0.95, 1e-8.
     grad_clip: max global gradient norm; 0 disables clipping. Default 1.0.
@@ -70,6 +74,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     muon_lr: float = 0.02
     muon_momentum: float = 0.95
+    muon_experts: bool = True
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from dsmoe.train.config import TrainConfig
-from dsmoe.train.muon import MuonWithAdamW, uses_muon
+from dsmoe.train.muon import MuonWithAdamW, expert_stack_row_blocks, uses_muon
+from dsmoe.train.stacked_muon import StackedMuon
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -29,16 +30,24 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """cfg.optimizer: "adamw", or "muon" (dsmoe.train.muon: Muon at cfg.muon_lr on the hidden matrices, AdamW at
-    cfg.lr on the rest, both decayed by cfg.weight_decay)."""
+    """cfg.optimizer: "adamw", or "muon" (dsmoe.train.muon: Muon at cfg.muon_lr on the hidden matrices and, with
+    cfg.muon_experts, the routed experts' stacks; AdamW at cfg.lr on the rest; all decayed by cfg.weight_decay)."""
     if cfg.optimizer == "adamw":
         return _adamw(parameter_groups(model, cfg.weight_decay), cfg)
-    hidden = [param for name, param in model.named_parameters() if param.requires_grad and uses_muon(name, param)]
-    chosen = {id(param) for param in hidden}
+    named = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+    hidden = [param for name, param in named if uses_muon(name, param)]
+    stacks: dict[int, list] = {}
+    for name, param in named:
+        if cfg.muon_experts and (blocks := expert_stack_row_blocks(name, param)) is not None:
+            stacks.setdefault(blocks, []).append(param)
+    chosen = {id(param) for param in hidden} | {id(param) for params in stacks.values() for param in params}
     others = [{**group, "params": [param for param in group["params"] if id(param) not in chosen]}
               for group in parameter_groups(model, cfg.weight_decay)]
-    muon = torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay, momentum=cfg.muon_momentum)
-    return MuonWithAdamW(muon, _adamw([group for group in others if group["params"]], cfg))
+    settings = dict(lr=cfg.muon_lr, weight_decay=cfg.weight_decay, momentum=cfg.muon_momentum)
+    muon = torch.optim.Muon(hidden, **settings)
+    stacked = StackedMuon([{"params": params, "row_blocks": blocks} for blocks, params in sorted(stacks.items())],
+                          **settings) if stacks else None
+    return MuonWithAdamW(muon, _adamw([group for group in others if group["params"]], cfg), stacked)
 
 
 def _adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.AdamW:

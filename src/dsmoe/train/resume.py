@@ -12,7 +12,7 @@ A resume never silently changes the run. Per field of the config it may be given
       save_every, keep_last, max_nonfinite, compile,
       activation_checkpointing, tensorboard, retain_freed_memory
     train.batch_size, grad_accum, seed, dtype       refused: the data order or the numerics would change
-    train.optimizer                                 refused: the checkpoint holds that optimizer's moments
+    train.optimizer, muon_experts                   refused: the checkpoint holds that optimizer's moments
     parallel.*                                      applied: checkpoints hold full tensors, cut anew for any
                                                     layout (dsmoe.parallel.state); the micro-batch each rank's
                                                     balance losses see changes with it
@@ -37,7 +37,7 @@ from dsmoe.data.identity import absolute_path
 from dsmoe.runs import RunConfig, RunDir
 
 # Train fields that change the trajectory in ways a checkpoint cannot follow; the others are applied on resume.
-TRAJECTORY_FIELDS = ("batch_size", "grad_accum", "seed", "dtype", "optimizer")
+TRAJECTORY_FIELDS = ("batch_size", "grad_accum", "seed", "dtype", "optimizer", "muon_experts")
 LISTED_ENTRIES = 5  # a refusal names this many of a directory's entries
 
 
