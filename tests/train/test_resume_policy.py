@@ -70,3 +70,17 @@ def test_a_muon_resume_with_the_routed_experts_moved_between_optimizers_is_refus
     with pytest.raises(ValueError, match="train.muon_experts: True -> False"):
         resume_with(run, f"train.steps={STEPS}", "train.muon_experts=false")
     assert [record["step"] for record in read_steps(RunDir(run).metrics_path)] == [1, 2, 3]
+
+
+def test_a_muon_run_saved_before_muon_experts_existed_resumes_with_its_experts_on_adamw(tmp_path):
+    run = tmp_path / "run"
+    train(run_config(tmp_path, train__steps=FIRST_STEPS, train__eval_every=0, train__optimizer="muon",
+                     train__muon_experts=False), run)
+    config_path = RunDir(run).config_path
+    config_path.write_text("".join(line for line in config_path.read_text().splitlines(keepends=True)
+                                   if not line.startswith("muon_experts")))  # as such a run wrote it
+    assert train(None, run, resume=True).step == FIRST_STEPS
+    saved = RunConfig.load(config_path)
+    assert saved.train.optimizer == "muon" and saved.train.muon_experts is False
+    resume_with(run, f"train.steps={STEPS}")
+    assert [record["step"] for record in read_steps(RunDir(run).metrics_path)] == list(range(1, STEPS + 1))

@@ -9,6 +9,7 @@ from dsmoe.cli.exit_codes import for_stop
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs.config import Override
 from dsmoe.train.loop import train
+from dsmoe.train.resume import saved_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 def resolve_cli_config(config_path: str | None, overrides: list[Override], out: Path, resume: bool) -> RunConfig:
     """--config plus --set; when resuming without --config, the run's saved config plus --set."""
-    saved = RunDir(out).config_path
-    if resume and config_path is None and saved.is_file():
-        return RunConfig.from_dict(RunConfig.load(saved).to_dict(), overrides)
+    run = RunDir(out)
+    if resume and config_path is None and run.config_path.is_file():
+        return RunConfig.from_dict(saved_config(run).to_dict(), overrides)
     return RunConfig.load(config_path, overrides)

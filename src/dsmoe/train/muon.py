@@ -83,8 +83,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
         groups, state = state_dict["param_groups"], state_dict["state"]
         if len(groups) != len(self.param_groups):
             raise ValueError(f"optimizer state has {len(groups)} parameter groups, Muon with AdamW has "
-                             f"{len(self.param_groups)}: it was saved with another optimizer, or with another "
-                             f"train.muon_experts (runs saved before that setting had it false)")
+                             f"{len(self.param_groups)}: it was saved with another optimizer or train.muon_experts")
         first = 0
         for part in self.parts:
             own = groups[first:first + len(part.param_groups)]

@@ -22,7 +22,8 @@ A resume never silently changes the run. Per field of the config it may be given
                                                     the run's data.sha256
     the run's tokenizer.json                        always the run's own, never re-derived or rewritten
 
-What changes is printed on stdout. A new run goes only into a new or empty directory: one with checkpoints needs
+A run whose config.toml predates a train field resumes with the value it trained with (TRAINED_BEFORE_THE_FIELD:
+Muon runs saved before train.muon_experts kept their routed experts on AdamW). What changes is printed on stdout. A new run goes only into a new or empty directory: one with checkpoints needs
 --resume, and one holding anything else (a user's files) is refused, so nothing in it is overwritten.
 
 This is training policy, so it stays in train/ beside the loop, its only user; where the run's files live it takes
@@ -35,10 +36,20 @@ import dataclasses
 
 from dsmoe.data.identity import absolute_path
 from dsmoe.runs import RunConfig, RunDir
+from dsmoe.structured_files import read_table
 
 # Train fields that change the trajectory in ways a checkpoint cannot follow; the others are applied on resume.
 TRAJECTORY_FIELDS = ("batch_size", "grad_accum", "seed", "dtype", "optimizer", "muon_experts")
 LISTED_ENTRIES = 5  # a refusal names this many of a directory's entries
+# Train fields added after runs were saved without them, and the value those runs trained with.
+TRAINED_BEFORE_THE_FIELD = {"muon_experts": False}  # Muon left the routed experts on AdamW
+
+
+def saved_config(run: RunDir) -> RunConfig:
+    """The run's config.toml as the run trained: a field its file predates takes the value the run had."""
+    values = read_table(run.config_path, "config file")
+    values["train"] = {**TRAINED_BEFORE_THE_FIELD, **values.get("train", {})}
+    return RunConfig.from_dict(values)
 
 
 def config_differences(saved: RunConfig, given: RunConfig, train_keys=TRAJECTORY_FIELDS) -> list[str]:
@@ -119,5 +130,5 @@ def resolve_run_config(config: RunConfig | None, run: RunDir, resume: bool) -> t
         run.path.mkdir(parents=True, exist_ok=True)
         return config or RunConfig(), []
     check_resumable_run(run)
-    saved = RunConfig.load(run.config_path)
+    saved = saved_config(run)
     return check_resumable(saved, saved if config is None else config)
