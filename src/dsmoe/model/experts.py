@@ -20,6 +20,9 @@ def autocast_dtype(x: torch.Tensor) -> torch.dtype:
 class RoutedExperts(nn.Module):
     """N' SwiGLU experts of width F: gate_up_proj [E, 2F, D] (gate rows first), down_proj [E, D, F]."""
 
+    # Each stack's matrices per expert, as a dense SwiGLU FFN holds them: gate_up_proj is gate_proj and up_proj.
+    MATRICES_PER_EXPERT = {"gate_up_proj": 2, "down_proj": 1}
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         n, d, f = config.n_routed_experts, config.hidden_size, config.moe_intermediate_size

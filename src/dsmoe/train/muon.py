@@ -16,10 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dsmoe.model.experts import RoutedExperts
 from dsmoe.train.stacked_muon import StackedMuon
-
-# The routed-expert stacks and how many matrices each expert's rows hold (gate_up_proj: gate and up).
-EXPERT_STACK_ROW_BLOCKS = {"gate_up_proj": 2, "down_proj": 1}
 
 
 def uses_muon(name: str, param: nn.Parameter) -> bool:
@@ -27,10 +25,15 @@ def uses_muon(name: str, param: nn.Parameter) -> bool:
     return param.dim() == 2 and not name.startswith(("embed_tokens", "lm_head")) and ".router." not in name
 
 
-def expert_stack_row_blocks(name: str, param: nn.Parameter) -> int | None:
-    """For a routed-expert stack [E, rows, cols], how many matrices each expert's rows hold; else None."""
-    kind = name.rsplit(".", 1)[-1]
-    return EXPERT_STACK_ROW_BLOCKS.get(kind) if param.dim() == 3 and ".experts." in name else None
+def expert_stacks(model: nn.Module) -> dict[int, list[nn.Parameter]]:
+    """The routed experts' trainable stacks [E, rows, cols], by how many matrices each expert's rows hold."""
+    stacks: dict[int, list[nn.Parameter]] = {}
+    for module in model.modules():
+        if isinstance(module, RoutedExperts):
+            for name, blocks in module.MATRICES_PER_EXPERT.items():
+                if (param := getattr(module, name)).requires_grad:
+                    stacks.setdefault(blocks, []).append(param)
+    return stacks
 
 
 class MuonWithAdamW(torch.optim.Optimizer):
@@ -84,13 +87,12 @@ class MuonWithAdamW(torch.optim.Optimizer):
         if len(groups) != len(self.param_groups):
             raise ValueError(f"optimizer state has {len(groups)} parameter groups, Muon with AdamW has "
                              f"{len(self.param_groups)}: it was saved with another optimizer or train.muon_experts")
-        first = 0
+        first, offset = 0, 0  # the part's first group and first parameter index, as state_dict numbers them
         for part in self.parts:
             own = groups[first:first + len(part.param_groups)]
-            first += len(own)
             indices = [index for group in own for index in group["params"]]
-            offset = min(indices, default=0)
             part.load_state_dict({
                 "state": {index - offset: state[index] for index in indices if index in state},
                 "param_groups": [{**group, "params": [index - offset for index in group["params"]]}
                                  for group in own]})
+            first, offset = first + len(own), offset + len(indices)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dsmoe.train.config import TrainConfig
-from dsmoe.train.muon import MuonWithAdamW, expert_stack_row_blocks, uses_muon
+from dsmoe.train.muon import MuonWithAdamW, expert_stacks, uses_muon
 from dsmoe.train.stacked_muon import StackedMuon
 
 
@@ -34,12 +34,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     cfg.muon_experts, the routed experts' stacks; AdamW at cfg.lr on the rest; all decayed by cfg.weight_decay)."""
     if cfg.optimizer == "adamw":
         return _adamw(parameter_groups(model, cfg.weight_decay), cfg)
-    named = [(name, param) for name, param in model.named_parameters() if param.requires_grad]
-    hidden = [param for name, param in named if uses_muon(name, param)]
-    stacks: dict[int, list] = {}
-    for name, param in named:
-        if cfg.muon_experts and (blocks := expert_stack_row_blocks(name, param)) is not None:
-            stacks.setdefault(blocks, []).append(param)
+    hidden = [param for name, param in model.named_parameters() if param.requires_grad and uses_muon(name, param)]
+    stacks = expert_stacks(model) if cfg.muon_experts else {}
     chosen = {id(param) for param in hidden} | {id(param) for params in stacks.values() for param in params}
     others = [{**group, "params": [param for param in group["params"] if id(param) not in chosen]}
               for group in parameter_groups(model, cfg.weight_decay)]
