@@ -37,7 +37,7 @@ from dsmoe.model.dispatch import LocalDispatcher
 from dsmoe.parallel.comm_model import CommVolume, ExpertPlacement, bytes_moved, routed_ranks_per_token
 from dsmoe.parallel.parallelize import moe_layers
 from dsmoe.runs import RunConfig, RunDir
-from dsmoe.train.metrics import read_metrics
+from dsmoe.runs.metrics_log import read_metrics
 from dsmoe.train.step import autocast_context, rank_micro_batches
 
 TINY = dict(hidden_size=64, n_layers=2, n_heads=2, vocab_size=512, max_seq_len=64, intermediate_size=128,

@@ -1,6 +1,6 @@
-"""The config is the ground floor: it, its validation, the field rules every config section is checked by and the
-registry of names import nothing above them, at module level or inside functions (only under TYPE_CHECKING, for
-annotations); the registry resolves its names lazily to the classes that implement them."""
+"""The layering the README draws, checked floor by floor: a module imports only from its own package and from the
+floors below its package's, at module level or inside functions (only under TYPE_CHECKING, for annotations, may it
+name what is above); the registry resolves its names lazily to the classes that implement them."""
 
 import ast
 from pathlib import Path
@@ -12,8 +12,25 @@ from dsmoe.registry import ROUTERS, Registry
 from dsmoe.routers import Router
 
 SRC = Path(dsmoe.__file__).parent
-GROUND_FLOOR = {"dsmoe.config": "config.py", "dsmoe.config_checks": "config_checks.py", "dsmoe.registry": "registry.py",
-                "dsmoe.field_rules": "field_rules.py", "dsmoe.structured_files": "structured_files.py"}
+FLOORS = [  # bottom first; each entry: a package (a directory) or a top-level module of dsmoe, as the README draws it
+    ("foundations", {"field_rules", "structured_files", "registry", "atomic", "hashing", "runtime"}),
+    ("config", {"config"}),
+    ("experts", {"kernels"}),
+    ("routing", {"routers"}),
+    ("model", {"model", "presets"}),
+    ("seed API", {"compat"}),
+    ("data", {"data"}),
+    ("runs", {"runs"}),
+    ("evaluation", {"eval", "inference"}),
+    ("scale-out", {"parallel"}),
+    ("training", {"train"}),
+    ("use", {"interop", "analysis"}),
+    ("studies", {"reproduce", "demo"}),
+    ("commands", {"cli"}),
+    ("python -m", {"__main__"}),
+]
+FLOOR_OF = {part: level for level, (_, parts) in enumerate(FLOORS) for part in parts}
+FACADE = "__init__"  # dsmoe/__init__.py re-exports the public names; it belongs to no floor
 
 
 def is_type_checking_block(node: ast.AST) -> bool:
@@ -21,24 +38,55 @@ def is_type_checking_block(node: ast.AST) -> bool:
 
 
 def runtime_imports(tree: ast.AST) -> list[str]:
-    """Every module imported anywhere in the tree, except inside `if TYPE_CHECKING:` blocks."""
+    """Every dsmoe module imported anywhere in the tree, except inside `if TYPE_CHECKING:` blocks (`from dsmoe import
+    presets` counts as dsmoe.presets)."""
     found = []
     for node in ast.iter_child_nodes(tree):
         if is_type_checking_block(node):
             continue
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "dsmoe":
+            found += [f"dsmoe.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             found.append(node.module or "")
         found += runtime_imports(node)
-    return found
+    return [name for name in found if name.split(".")[0] == "dsmoe"]
 
 
-@pytest.mark.parametrize("module", sorted(GROUND_FLOOR))
-def test_ground_floor_imports_only_the_ground_floor(module):
-    tree = ast.parse((SRC / GROUND_FLOOR[module]).read_text())
-    above = [name for name in runtime_imports(tree) if name.startswith("dsmoe") and name not in GROUND_FLOOR]
+def part_of(module: str) -> str:
+    """The floor entry a dotted dsmoe module belongs to: dsmoe.runs.checkpoint -> runs, dsmoe.atomic -> atomic."""
+    return module.split(".")[1] if "." in module else FACADE
+
+
+def module_parts() -> dict[str, list[Path]]:
+    parts: dict[str, list[Path]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        relative = path.relative_to(SRC)
+        parts.setdefault(relative.parts[0].removesuffix(".py"), []).append(path)
+    return parts
+
+
+def test_every_package_and_module_has_a_floor():
+    assert sorted(set(module_parts()) - {FACADE} - set(FLOOR_OF)) == []
+
+
+@pytest.mark.parametrize("part", sorted(set(FLOOR_OF)))
+def test_each_part_imports_only_the_floors_below_it(part):
+    above = []
+    for path in module_parts().get(part, []):
+        for name in runtime_imports(ast.parse(path.read_text())):
+            imported = part_of(name)
+            if imported != part and FLOOR_OF.get(imported, len(FLOORS)) >= FLOOR_OF[part]:
+                above.append(f"{path.relative_to(SRC)} imports {name} ({FLOORS[FLOOR_OF.get(imported, 0)][0]} floor)")
     assert above == []
+
+
+def test_no_two_parts_import_each_other():
+    imports = {part: {part_of(name) for path in paths for name in runtime_imports(ast.parse(path.read_text()))}
+               for part, paths in module_parts().items()}
+    pairs = sorted((a, b) for a in imports for b in imports[a] if a < b and a in imports.get(b, ()))
+    assert pairs == []
 
 
 def test_every_registered_router_resolves_to_a_router_class():

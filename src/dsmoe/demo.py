@@ -20,9 +20,10 @@ from dsmoe.inference.stream import stream_completion
 from dsmoe.model import count_params
 from dsmoe.model.counterpart import dense_counterpart
 from dsmoe.runs import RunConfig, RunDir, load_run
+from dsmoe.runs.metrics_log import read_metrics
 from dsmoe.train.calibrate import fit_steps_to_budget, seconds_per_step
 from dsmoe.train.loop import TrainResult, train
-from dsmoe.train.metrics import load_summary, read_metrics
+from dsmoe.train.metrics import load_summary
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "tiny.toml"  # package data, so an installed wheel runs it
 # Of the demo's minutes, the share kept for what is not training: reading the data before it, the final evaluation,

@@ -4,7 +4,8 @@ identity (absolute path and text hash)."""
 import pytest
 
 from dsmoe.data import DataConfig, load_tokenizer, prepare_data, resolve_corpus, save_tokenizer
-from dsmoe.data.identity import absolute_path, corpus_sha256
+from dsmoe.data.identity import absolute_path
+from dsmoe.hashing import corpus_sha256
 from dsmoe.data import prepare as prepare_module
 from dsmoe.data import tokens as tokens_module
 

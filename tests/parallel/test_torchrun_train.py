@@ -14,7 +14,7 @@ import pytest
 
 from dsmoe.cli.main import main
 from dsmoe.train.loop import train
-from dsmoe.train.metrics import read_metrics
+from dsmoe.runs.metrics_log import read_metrics
 from tests.parallel.launch import rank_pid, start_torchrun_dsmoe, torchrun_dsmoe
 from tests.train.tiny import run_config, train_args
 

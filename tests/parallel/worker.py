@@ -24,7 +24,7 @@ from dsmoe.parallel.parallelize import moe_layers, parallelize
 from dsmoe.parallel.state import (expert_block_names, full_tensor, gathered_model_state, gathered_optimizer_state,
                                   load_model_state, local_optimizer_state)
 from dsmoe.routers import install_router_updates
-from dsmoe.train.config import TrainConfig
+from dsmoe.config.train_config import TrainConfig
 from dsmoe.train.optim import build_optimizer
 from dsmoe.train.step import accumulate_gradients, accumulate_micro_batches, rank_micro_batches
 

@@ -14,7 +14,7 @@ from dsmoe.reproduce.plan import Plan
 from dsmoe.reproduce.runner import SuiteInterrupted, run_suite
 from dsmoe.reproduce.suites import SUITES
 from dsmoe.train.loop import StopRequest
-from dsmoe.train.metrics import read_metrics
+from dsmoe.runs.metrics_log import read_metrics
 from tests.train.tiny import write_corpus
 
 MICRO = ("model.hidden_size=64", "model.n_heads=2", "model.vocab_size=300",

@@ -8,14 +8,11 @@ import math
 import pytest
 import tomli_w
 
-from dsmoe import config_checks
-from dsmoe.data import config as data_config
-from dsmoe.parallel import config as parallel_config
+from dsmoe.config import data_config, model_checks, parallel_config, train_config
 from dsmoe.runs import RunConfig
-from dsmoe.runs.config import SECTIONS
-from dsmoe.train import config as train_config
+from dsmoe.runs.run_config import SECTIONS
 
-RULES = {"model": config_checks.FIELD_RULES, "data": data_config.FIELD_RULES, "train": train_config.FIELD_RULES,
+RULES = {"model": model_checks.FIELD_RULES, "data": data_config.FIELD_RULES, "train": train_config.FIELD_RULES,
          "parallel": parallel_config.FIELD_RULES}
 WRONG_TYPES = {  # by the field's annotation, so the rules are checked against the dataclass
     "int": ["2", True, 2.0],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dsmoe.cli.main import main
 from dsmoe.runs import checkpoint
-from dsmoe.train.metrics import MetricsLog
+from dsmoe.runs.metrics_log import MetricsLog
 
 where, step, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 write_record, save_model, save_file = MetricsLog.write, checkpoint.save_model, checkpoint.save_file

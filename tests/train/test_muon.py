@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from dsmoe.runs import RunConfig, RunDir
-from dsmoe.train.config import TrainConfig
+from dsmoe.config.train_config import TrainConfig
 from dsmoe.train.loop import train
 from dsmoe.train.muon import MuonWithAdamW
 from dsmoe.train.stacked_muon import StackedMuon, orthogonalise

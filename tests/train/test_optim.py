@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dsmoe.train.config import TrainConfig
+from dsmoe.config.train_config import TrainConfig
 from dsmoe.train.optim import build_optimizer, build_scheduler, lr_multiplier, parameter_groups
 from train.tiny import tiny_model
 

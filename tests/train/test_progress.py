@@ -8,7 +8,7 @@ import pytest
 from dsmoe.runs import RunDir
 from dsmoe.runs import checkpoint as ckpt
 from dsmoe.train import loop, progress
-from dsmoe.train.config import TrainConfig
+from dsmoe.config.train_config import TrainConfig
 from dsmoe.train.optim import lr_multiplier
 from train.tiny import read_steps, run_config
 

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from dsmoe.cli.main import main as cli_main
 from dsmoe.runs import RunDir
 from dsmoe.train import loop
-from dsmoe.train.metrics import read_metrics
+from dsmoe.runs.metrics_log import read_metrics
 from dsmoe.train.step import StepResult
 from dsmoe.train.tensorboard import TensorBoardLog
 from train.tiny import corpus_text, one_thread, run_config, train_args

@@ -18,7 +18,7 @@ from dsmoe.config import ModelConfig
 from dsmoe.data import resolve_corpus
 from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.runs import RunConfig
-from dsmoe.train.metrics import read_metrics
+from dsmoe.runs.metrics_log import read_metrics
 
 DSMOE = Path(sys.executable).parent / "dsmoe"  # the console script of the venv running the tests
 CORPUS_CHARS = 12_000

@@ -22,7 +22,7 @@ from dsmoe.analysis.report import REPORT, check_output, write_analysis
 from dsmoe.analysis.trace_numbers import trace_numbers
 from dsmoe.analysis.trace_store import stored_trace
 from dsmoe.runs import CheckpointDir, LoadedRun, RunDir, load_run
-from dsmoe.train.metrics import read_metrics
+from dsmoe.runs.metrics_log import read_metrics
 
 DEFAULT_MAX_TOKENS = 1 << 18  # per domain: enough for stable shares, bounded time on a CPU
 

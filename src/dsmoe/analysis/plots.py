@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
-from dsmoe.train.metrics import read_metrics  # noqa: E402
+from dsmoe.runs.metrics_log import read_metrics  # noqa: E402
 
 
 def plot_loss_curve(metrics_path: Path, out_png: Path) -> Path:

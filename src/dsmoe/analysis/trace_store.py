@@ -18,7 +18,7 @@ from torch import nn
 from dsmoe.analysis.chunks import token_chunks
 from dsmoe.analysis.trace import META, Trace, record_trace
 from dsmoe.atomic import atomic_directory
-from dsmoe.checksums import file_sha256
+from dsmoe.hashing import file_sha256
 from dsmoe.runs import CheckpointDir
 from dsmoe.runs.checkpoint import read_manifest
 

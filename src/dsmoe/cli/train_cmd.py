@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dsmoe.cli.exit_codes import for_stop
 from dsmoe.runs import RunConfig, RunDir
-from dsmoe.runs.config import Override
+from dsmoe.runs.run_config import Override
 from dsmoe.train.loop import train
 from dsmoe.train.resume import saved_config
 

@@ -1,7 +1,7 @@
 """The data pipeline: corpus files -> byte-level BPE -> cached token splits -> deterministic batches."""
 
+from dsmoe.config.data_config import DataConfig
 from dsmoe.data.batches import TrainBatches, val_batches
-from dsmoe.data.config import DataConfig
 from dsmoe.data.corpus import Corpus, Document, resolve_corpus
 from dsmoe.data.prepare import PreparedData, prepare_data
 from dsmoe.data.tokenizer import load_tokenizer, save_tokenizer, token_byte_lengths, train_tokenizer

@@ -3,7 +3,7 @@ corpus name stays a name) and `sha256`, the hash of the text the run reads.
 
     [data]
     path = "/home/me/corpus.txt"
-    sha256 = "3f1c..."   # corpus_sha256: every document's domain, train text and val text, in order
+    sha256 = "3f1c..."   # dsmoe.hashing.corpus_sha256: every document's domain, train text and val text, in order
 
 Resuming or evaluating the run reads that path again and refuses text whose hash differs, so its checkpoints and
 its tokenizer always meet the text they were made from.
@@ -14,22 +14,15 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from dsmoe.config.data_config import DataConfig
 from dsmoe.data.builtin import BUILTIN_CORPORA
-from dsmoe.data.cache import parts_sha256
-from dsmoe.data.config import DataConfig
 from dsmoe.data.corpus import Corpus
+from dsmoe.hashing import corpus_sha256
 
 
 def absolute_path(path: str) -> str:
     """The corpus path `path` resolved against the current directory ("~" expanded); a built-in name as it is."""
     return path if path in BUILTIN_CORPORA else os.path.abspath(os.path.expanduser(path))
-
-
-def corpus_sha256(corpus: Corpus) -> str:
-    """SHA-256 over the documents in order: each one's domain, train text and val text (UTF-8, length-prefixed),
-    so editing, renaming, adding or re-splitting a file changes it."""
-    return parts_sha256(part.encode() for document in corpus.documents
-                        for part in (document.domain, document.train_text, document.val_text))
 
 
 def fix_identity(config: DataConfig, corpus: Corpus) -> DataConfig:

@@ -10,12 +10,12 @@ import tokenizers
 from tokenizers import Tokenizer
 
 from dsmoe.atomic import atomic_file
-from dsmoe.data.cache import content_hash
-from dsmoe.data.config import DataConfig
+from dsmoe.config.data_config import DataConfig
 from dsmoe.data.corpus import Corpus, resolve_corpus
 from dsmoe.data.identity import fix_identity
 from dsmoe.data.tokenizer import SPECIAL_TOKENS, load_tokenizer, save_tokenizer, train_tokenizer
 from dsmoe.data.tokens import TokenSplit, tokenize_corpus
+from dsmoe.hashing import cache_key
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def _trained_tokenizer(corpus: Corpus, vocab_size: int, cache_dir: Path) -> Toke
     # only train text: a tokenizer fit to the val text would leak it into the val loss
     texts = [document.train_text for document in corpus.documents]
     settings = f"{vocab_size} {SPECIAL_TOKENS} tokenizers=={tokenizers.__version__}".encode()
-    cached = cache_dir / "tokenizers" / f"{content_hash(settings, *(text.encode() for text in texts))}.json"
+    cached = cache_dir / "tokenizers" / f"{cache_key(settings, *(text.encode() for text in texts))}.json"
     if cached.exists():
         return load_tokenizer(cached)
     tokenizer = train_tokenizer(texts, vocab_size)

@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 
 from dsmoe.atomic import atomic_file
-from dsmoe.checksums import file_sha256
-from dsmoe.data.cache import content_hash
+from dsmoe.hashing import cache_key, file_sha256
 
 
 def cache_path(text: str, tokenizer_json: str, cache_dir: Path) -> Path:
     """Where the tokens of `text` under this tokenizer are cached: named by a hash of both."""
-    return cache_dir / "tokens" / f"{content_hash(tokenizer_json.encode(), text.encode())}.tokens"
+    return cache_dir / "tokens" / f"{cache_key(tokenizer_json.encode(), text.encode())}.tokens"
 
 
 def checksum_path(path: Path) -> Path:

@@ -9,21 +9,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from dsmoe.atomic import atomic_file
-from dsmoe.field_rules import FieldError
-
-END_OF_TEXT = "<|endoftext|>"
-SPECIAL_TOKENS = (END_OF_TEXT,)
-BYTE_ALPHABET_SIZE = 256  # the ByteLevel alphabet maps each of the 256 byte values to one symbol
-MIN_VOCAB_SIZE = BYTE_ALPHABET_SIZE + len(SPECIAL_TOKENS)
-
-
-def check_vocab_size(vocab_size: int) -> None:
-    """Raise unless a byte-level BPE can have `vocab_size` tokens (all bytes plus the special tokens)."""
-    if vocab_size < MIN_VOCAB_SIZE:
-        raise FieldError(
-            "vocab_size", vocab_size, f"is below {MIN_VOCAB_SIZE}, the smallest byte-level BPE vocabulary "
-            f"({BYTE_ALPHABET_SIZE} byte tokens + {len(SPECIAL_TOKENS)} special token(s) {list(SPECIAL_TOKENS)})"
-        )
+from dsmoe.config.data_config import BYTE_ALPHABET_SIZE, END_OF_TEXT, SPECIAL_TOKENS, check_vocab_size
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:

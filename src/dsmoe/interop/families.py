@@ -14,12 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsmoe.config import YARN_FIELDS, ModelConfig
+from dsmoe.config import ModelConfig
+from dsmoe.config.model_checks import YARN_FIELDS
 from dsmoe.interop import config_deepseek as deepseek
 from dsmoe.interop.config_mixtral import MIXTRAL_ALIASES, MIXTRAL_DEFAULTS, mixtral_to_dsmoe, mixtral_to_hf
 from dsmoe.interop.config_olmoe import OLMOE_ALIASES, OLMOE_DEFAULTS, olmoe_to_dsmoe, olmoe_to_hf
-from dsmoe.interop.config_qwen import (QWEN2_DEFAULTS, QWEN3_ALIASES, QWEN3_DEFAULTS, qwen2_to_dsmoe, qwen2_to_hf,
-                                       qwen3_to_dsmoe, qwen3_to_hf)
+from dsmoe.interop.config_qwen import (
+    QWEN2_DEFAULTS,
+    QWEN3_ALIASES,
+    QWEN3_DEFAULTS,
+    qwen2_to_dsmoe,
+    qwen2_to_hf,
+    qwen3_to_dsmoe,
+    qwen3_to_hf,
+)
 from dsmoe.interop.deepseek_remote import DEEPSEEK_DEFAULTS, deepseek_to_dsmoe
 from dsmoe.interop.hf_config import HFConfig
 from dsmoe.interop.keys import KeyNames

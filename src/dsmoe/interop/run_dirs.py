@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_model
 
 from dsmoe.atomic import atomic_directory
-from dsmoe.data.config import DataConfig
+from dsmoe.config.data_config import DataConfig
 from dsmoe.interop.hf import TOKENIZER_FILE, from_pretrained, save_pretrained
 from dsmoe.runs import RunConfig, RunDir, load_checkpoint_model
 from dsmoe.runs.checkpoint import write_manifest

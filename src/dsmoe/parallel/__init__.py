@@ -2,6 +2,6 @@
 dispatcher, FSDP2 for everything else, and the training-side collectives (gradient norm, router statistics,
 gathered checkpoints). Only `config` is imported here; the rest imports torch.distributed where it is used."""
 
-from dsmoe.parallel.config import ParallelConfig
+from dsmoe.config.parallel_config import ParallelConfig
 
 __all__ = ["ParallelConfig"]

@@ -18,9 +18,9 @@ from __future__ import annotations
 from torch import nn
 from torch.distributed.fsdp import FSDPModule, fully_shard
 
+from dsmoe.config.parallel_config import ParallelConfig
 from dsmoe.model.experts import RoutedExperts
 from dsmoe.model.moe import MoE
-from dsmoe.parallel.config import ParallelConfig
 from dsmoe.parallel.expert_parallel import ExpertParallelDispatcher
 from dsmoe.parallel.mesh import ParallelMesh
 

@@ -12,13 +12,18 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from torch import nn
 
-from dsmoe.parallel.config import ParallelConfig
+from dsmoe.config.parallel_config import ParallelConfig
 from dsmoe.parallel.expert_parallel import ExpertParallelDispatcher
 from dsmoe.parallel.grad_norm import clip_grad_norm
 from dsmoe.parallel.mesh import ParallelMesh, init_parallel
 from dsmoe.parallel.parallelize import moe_layers, parallelize
-from dsmoe.parallel.state import (distinct_state, gathered_model_state, gathered_optimizer_state, load_model_state,
-                                  local_optimizer_state)
+from dsmoe.parallel.state import (
+    distinct_state,
+    gathered_model_state,
+    gathered_optimizer_state,
+    load_model_state,
+    local_optimizer_state,
+)
 from dsmoe.parallel.traffic import traffic_record
 from dsmoe.routers.step_updates import ReduceSum
 from dsmoe.runs import checkpoint as ckpt

@@ -10,7 +10,7 @@ from pathlib import Path
 from dsmoe.data.identity import absolute_path
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs import checkpoint as ckpt
-from dsmoe.train.metrics import read_metrics
+from dsmoe.runs.metrics_log import read_metrics
 
 CURVE_POINTS = 200  # a curve keeps at most this many evenly spaced points
 

@@ -10,7 +10,7 @@ from dsmoe.reproduce.scales import Scale, scale_named
 from dsmoe.reproduce.suites import Suite, suite_named
 from dsmoe.reproduce.variants import Variant
 from dsmoe.runs import RunConfig
-from dsmoe.runs.config import Override
+from dsmoe.runs.run_config import Override
 
 BUDGETS = ("steps", "minutes")
 

@@ -26,7 +26,7 @@ from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from dsmoe.atomic import atomic_directory
-from dsmoe.checksums import file_sha256
+from dsmoe.hashing import file_sha256
 from dsmoe.runs.layout import CheckpointDir, RunDir
 
 MANIFEST_FORMAT = 1

@@ -13,8 +13,8 @@ from tokenizers import Tokenizer
 from dsmoe.data.tokenizer import load_tokenizer
 from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.runs.checkpoint import load_weights, newest_intact_checkpoint, verify_checkpoint
-from dsmoe.runs.config import RunConfig
 from dsmoe.runs.layout import CheckpointDir, RunDir
+from dsmoe.runs.run_config import RunConfig
 
 
 @dataclass

@@ -24,8 +24,9 @@ from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs import checkpoint as ckpt
 from dsmoe.runs.layout import CheckpointDir
 from dsmoe.runs.lock import lock_run
+from dsmoe.runs.metrics_log import MetricsLog
 from dsmoe.runtime import retain_freed_memory
-from dsmoe.train.metrics import MetricsLog, eval_record, expert_metrics
+from dsmoe.train.metrics import eval_record, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler, load_optimizer_state
 from dsmoe.train.progress import TrainingProgress
 from dsmoe.train.resume import resolve_run_config

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dsmoe.train.config import TrainConfig
+from dsmoe.config.train_config import TrainConfig
 from dsmoe.train.muon import MuonWithAdamW, expert_stacks, uses_muon
 from dsmoe.train.stacked_muon import StackedMuon
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from time import perf_counter
 
-from dsmoe.train.config import TrainConfig
+from dsmoe.config.train_config import TrainConfig
 
 
 class TrainingProgress:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsmoe.config import ModelConfig
+from dsmoe.config.model_config import ModelConfig
 from dsmoe.field_rules import POSITIVE, POSITIVE_INT, check_fields
 
 SLOT_ROUTERS = ("soft_moe",)  # routers whose experts read mixed slots, not tokens

@@ -5,8 +5,18 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from dsmoe.field_rules import (COUNT, FLAG, NON_NEGATIVE, POSITIVE, POSITIVE_INT, FieldError, Rule, check_fields,
-                               choice, optional)
+from dsmoe.field_rules import (
+    COUNT,
+    FLAG,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    FieldError,
+    Rule,
+    check_fields,
+    choice,
+    optional,
+)
 from dsmoe.registry import ROUTERS
 
 if TYPE_CHECKING:  # the config imports this module: the ground floor imports nothing above it

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsmoe.data.tokenizer import check_vocab_size
-from dsmoe.field_rules import FLAG, POSITIVE_INT, TEXT, Rule, check_fields, optional
+from dsmoe.field_rules import FLAG, POSITIVE_INT, TEXT, FieldError, Rule, check_fields, optional
+
+END_OF_TEXT = "<|endoftext|>"
+SPECIAL_TOKENS = (END_OF_TEXT,)
+BYTE_ALPHABET_SIZE = 256  # the ByteLevel alphabet maps each of the 256 byte values to one symbol
+MIN_VOCAB_SIZE = BYTE_ALPHABET_SIZE + len(SPECIAL_TOKENS)
+
+
+def check_vocab_size(vocab_size: int) -> None:
+    """Raise unless a byte-level BPE can have `vocab_size` tokens (all bytes plus the special tokens)."""
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise FieldError(
+            "vocab_size", vocab_size, f"is below {MIN_VOCAB_SIZE}, the smallest byte-level BPE vocabulary "
+            f"({BYTE_ALPHABET_SIZE} byte tokens + {len(SPECIAL_TOKENS)} special token(s) {list(SPECIAL_TOKENS)})"
+        )
+
 
 FIELD_RULES = dict(path=TEXT, tokenizer=optional(TEXT), vocab_size=optional(POSITIVE_INT), seq_len=POSITIVE_INT,
                    shift_windows=FLAG, val_fraction=Rule("number", "(0, 1)"), cache_dir=TEXT, sha256=optional(TEXT))
@@ -33,7 +47,7 @@ class DataConfig:
     val_fraction: share of each file's text held out for validation, cut at a line boundary;
         used only for files without an explicit val file. Default 0.05.
     cache_dir: directory of the token caches ("~" is expanded). Default "~/.cache/dsmoe".
-    sha256: the hash of the corpus text (dsmoe.data.identity.corpus_sha256). A run records it at its start,
+    sha256: the hash of the corpus text (dsmoe.hashing.corpus_sha256). A run records it at its start,
         with `path` made absolute, and resumes or is evaluated only on text with this hash; set in a new
         run's config it pins the corpus. Default None (not recorded yet).
     """

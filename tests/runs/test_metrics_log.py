@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from dsmoe.train.metrics import MetricsLog, read_metrics
+from dsmoe.runs.metrics_log import MetricsLog, read_metrics
 
 RECORDS = [{"step": 1, "loss": 6.5}, {"step": 2, "loss": 6.25}, {"step": 3, "loss": 6.0}]
 TORN = '{"step": 4, "loss": 5.'

@@ -14,11 +14,11 @@ from typing import Any
 
 from dsmoe import presets
 from dsmoe.config import ModelConfig
-from dsmoe.data.config import DataConfig
+from dsmoe.config.data_config import DataConfig
+from dsmoe.config.parallel_config import ParallelConfig, check_layout
+from dsmoe.config.train_config import TrainConfig
 from dsmoe.field_rules import FieldError
-from dsmoe.parallel.config import ParallelConfig, check_layout
 from dsmoe.structured_files import read_table
-from dsmoe.train.config import TrainConfig
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "parallel": ParallelConfig}
 
