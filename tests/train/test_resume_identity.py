@@ -96,6 +96,6 @@ def test_a_failed_resume_of_an_imported_run_leaves_its_tokenizer_as_it_was(tmp_p
         path.write_text(config.to_toml())
     save_tokenizer(train_tokenizer(["a tokenizer from elsewhere\n" * 50], vocab_size=300), run.tokenizer_path)
     before = files_of(run)
-    with pytest.raises(ValueError, match="has a trainer_state.pt \\(an imported run holds weights only\\)"):
+    with pytest.raises(ValueError, match="has a trainer state \\(an imported run holds weights only\\)"):
         train(None, run.path, resume=True)
     assert files_of(run) == before

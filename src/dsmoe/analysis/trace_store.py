@@ -18,18 +18,10 @@ from torch import nn
 from dsmoe.analysis.chunks import token_chunks
 from dsmoe.analysis.trace import META, Trace, record_trace
 from dsmoe.atomic import atomic_directory
-from dsmoe.hashing import file_sha256
 from dsmoe.runs import CheckpointDir
-from dsmoe.runs.checkpoint import read_manifest
+from dsmoe.runs.checkpoint import weights_sha256
 
 DIGEST_CHARS = 12
-
-
-def weights_sha256(checkpoint: CheckpointDir) -> str:
-    """The sha256 of the checkpoint's weights, from its manifest when it has one."""
-    if checkpoint.manifest_path.is_file():
-        return read_manifest(checkpoint)[checkpoint.weights_path.name]["sha256"]
-    return file_sha256(checkpoint.weights_path)
 
 
 def tokens_digest(domain_tokens: dict[str, np.ndarray], seq_len: int) -> str:

@@ -1,6 +1,6 @@
 """Hugging Face checkpoint directories <-> dsmoe run directories (what `dsmoe convert` does).
 
-An imported run holds what `dsmoe eval` and `dsmoe generate` read (names from dsmoe.runs.layout): the run's config
+An imported run holds what `dsmoe eval` and `dsmoe generate` read (written by dsmoe.runs.checkpoint): the run's config
 (the model section; data and train at their defaults, data.seq_len capped at the model's max_seq_len), checkpoint 0
 with its weights, config and manifest, and the tokenizer when the checkpoint directory has one. It has no trainer
 state, so it cannot be resumed with `dsmoe train --resume`.
@@ -8,17 +8,14 @@ state, so it cannot be resumed with `dsmoe train --resume`.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_model
 
-from dsmoe.atomic import atomic_directory
 from dsmoe.config.data_config import DataConfig
 from dsmoe.interop.hf import TOKENIZER_FILE, from_pretrained, save_pretrained
 from dsmoe.runs import RunConfig, RunDir, load_checkpoint_model
-from dsmoe.runs.checkpoint import write_manifest
+from dsmoe.runs.checkpoint import save_weights_only_run
 
 IMPORTED_STEP = 0
 
@@ -29,16 +26,8 @@ def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = tor
     model = from_pretrained(hf_dir, dtype)
     data = DataConfig(seq_len=min(DataConfig.seq_len, model.config.max_seq_len))
     config_toml = RunConfig(model=model.config, data=data).to_toml()
-    with atomic_directory(run_dir) as temporary:
-        run = RunDir(temporary)
-        run.config_path.write_text(config_toml)
-        checkpoint = run.checkpoint(IMPORTED_STEP)
-        checkpoint.path.mkdir(parents=True)
-        save_model(model, str(checkpoint.weights_path))
-        checkpoint.config_path.write_text(config_toml)
-        write_manifest(checkpoint)
-        if (hf_dir / TOKENIZER_FILE).is_file():
-            shutil.copyfile(hf_dir / TOKENIZER_FILE, run.tokenizer_path)
+    tokenizer = hf_dir / TOKENIZER_FILE
+    save_weights_only_run(run_dir, IMPORTED_STEP, model, config_toml, tokenizer if tokenizer.is_file() else None)
     return Path(run_dir)
 
 

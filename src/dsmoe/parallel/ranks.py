@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
 from torch import nn
 
 from dsmoe.config.parallel_config import ParallelConfig
@@ -133,7 +132,7 @@ class ParallelRanks:
         return gathered_optimizer_state(optimizer, model, self.mesh)
 
     def load_weights(self, checkpoint: CheckpointDir, model: nn.Module) -> None:
-        load_model_state(model, load_file(checkpoint.weights_path), self.mesh)
+        load_model_state(model, ckpt.read_weights(checkpoint), self.mesh)
 
     def local_optimizer_state(self, state: dict, optimizer: torch.optim.Optimizer, model: nn.Module) -> dict:
         return local_optimizer_state(state, optimizer, model, self.mesh)

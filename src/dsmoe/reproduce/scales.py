@@ -20,11 +20,6 @@ class Scale:
     minutes: float
     train: dict = field(default_factory=dict)
 
-    def run_settings(self) -> dict[str, object]:
-        """--set style assignments of the data and train sections every variant shares."""
-        return {"data.seq_len": self.seq_len, "train.batch_size": self.batch_size, "train.steps": self.steps,
-                **{f"train.{key}": value for key, value in self.train.items()}}
-
 
 RECIPE = dict(lr=3e-3, warmup_steps=20, min_lr_ratio=0.1, weight_decay=0.1, eval_every=50, eval_batches=10,
               save_every=50, keep_last=1)

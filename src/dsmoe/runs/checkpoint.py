@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_model, save_file, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from dsmoe.atomic import atomic_directory
@@ -42,17 +42,38 @@ def save_checkpoint(run: RunDir, step: int, weights: nn.Module | dict[str, torch
     `keep_last`. `weights`: a model, or its state dict with each tied tensor once (dsmoe.parallel.ranks)."""
     checkpoint = run.checkpoint(step)
     with atomic_directory(checkpoint.path, replace=True) as temporary:
-        written = CheckpointDir(temporary)
-        if isinstance(weights, nn.Module):
-            save_model(weights, str(written.weights_path))
-        else:
-            save_file(weights, str(written.weights_path))
-        torch.save(trainer_state, written.trainer_state_path)
-        written.config_path.write_text(config_toml)
-        write_manifest(written)
+        write_checkpoint_files(CheckpointDir(temporary), weights, trainer_state, config_toml)
     for old in run.checkpoints()[:-keep_last]:
         shutil.rmtree(old.path)
     return checkpoint
+
+
+def save_weights_only_run(run_dir: str | Path, step: int, model: nn.Module, config_toml: str,
+                          tokenizer_file: Path | None = None) -> RunDir:
+    """Write a new run directory atomically: its config, one checkpoint of `model`'s weights without trainer state
+    (it evaluates and generates, and cannot be resumed) and, when given, a copy of its tokenizer.json."""
+    with atomic_directory(run_dir) as temporary:
+        run = RunDir(temporary)
+        run.config_path.write_text(config_toml)
+        checkpoint = run.checkpoint(step)
+        checkpoint.path.mkdir(parents=True)
+        write_checkpoint_files(checkpoint, model, None, config_toml)
+        if tokenizer_file is not None:
+            shutil.copyfile(tokenizer_file, run.tokenizer_path)
+    return RunDir(run_dir)
+
+
+def write_checkpoint_files(checkpoint: CheckpointDir, weights: nn.Module | dict[str, torch.Tensor],
+                           trainer_state: dict | None, config_toml: str) -> None:
+    """The files of one checkpoint, the manifest last, into a directory being written atomically."""
+    if isinstance(weights, nn.Module):
+        save_model(weights, str(checkpoint.weights_path))
+    else:
+        save_file(weights, str(checkpoint.weights_path))
+    if trainer_state is not None:
+        torch.save(trainer_state, checkpoint.trainer_state_path)
+    checkpoint.config_path.write_text(config_toml)
+    write_manifest(checkpoint)
 
 
 def write_manifest(checkpoint: CheckpointDir) -> None:
@@ -131,6 +152,23 @@ def load_weights(checkpoint: CheckpointDir, model: nn.Module) -> None:
     if missing or unexpected:
         raise ValueError(f"checkpoint {checkpoint.path} does not match the model: missing {sorted(missing)}, "
                          f"unexpected {sorted(unexpected)}")
+
+
+def read_weights(checkpoint: CheckpointDir) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors by name, each tied tensor once (as saved), for a caller that places them itself."""
+    return load_file(checkpoint.weights_path)
+
+
+def weights_sha256(checkpoint: CheckpointDir) -> str:
+    """The sha256 of the checkpoint's weights file, from its manifest when it has one (else hashed now)."""
+    if checkpoint.manifest_path.is_file():
+        return read_manifest(checkpoint)[checkpoint.weights_path.name]["sha256"]
+    return file_sha256(checkpoint.weights_path)
+
+
+def has_trainer_state(checkpoint: CheckpointDir) -> bool:
+    """Whether training can resume from `checkpoint` (an imported run's checkpoints hold weights only)."""
+    return checkpoint.trainer_state_path.is_file()
 
 
 def load_trainer_state(checkpoint: CheckpointDir) -> dict:

@@ -147,16 +147,17 @@ def restore(ranks: SingleProcess | ParallelRanks, run_dir: RunDir, model, optimi
 class Trainer:
     def __init__(self, config: RunConfig, run_dir: RunDir, model, optimizer, scheduler, data, start_step: int,
                  progress: TrainingProgress, ranks: SingleProcess | ParallelRanks):
-        self.config, self.cfg, self.run_dir, self.ranks = config, config.train, run_dir, ranks
+        self.config, self.run_dir, self.ranks = config, run_dir, ranks
         self.model, self.optimizer, self.scheduler, self.data = model, optimizer, scheduler, data
         self.step, self.progress = start_step, progress
-        self.forward_model = torch.compile(model) if self.cfg.compile else model
-        self.batches = TrainBatches(data.train.tokens, config.data.seq_len, self.cfg.batch_size * self.cfg.grad_accum,
-                                    self.cfg.seed, config.data.shift_windows)
+        self.forward_model = torch.compile(model) if config.train.compile else model
+        self.batches = TrainBatches(data.train.tokens, config.data.seq_len,
+                                    config.train.batch_size * config.train.grad_accum,
+                                    config.train.seed, config.data.shift_windows)
         self.token_bytes = token_byte_lengths(data.tokenizer)
         self.val_tokens = {domain: data.val.domain_tokens(domain) for domain in data.val.domains}
         self.logs = [MetricsLog(run_dir.metrics_path, resume_step=start_step)] if ranks.is_writer else []
-        if self.cfg.tensorboard and ranks.is_writer:
+        if config.train.tensorboard and ranks.is_writer:
             self.logs.append(TensorBoardLog(run_dir.tensorboard_dir, resume_step=start_step))
         self.nonfinite_streak = 0
 
@@ -178,9 +179,9 @@ class Trainer:
         """Optimizer steps until train.steps, a signal or the time budget; returns why it stopped early."""
         self.progress.start()
         stopped = self.over_time_budget()  # a resumed run may have spent its budget already
-        with tqdm(total=self.cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+        with tqdm(total=self.config.train.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
                   disable=not self.ranks.is_writer) as bar, StopRequest() as stop:
-            while self.step < self.cfg.steps and stopped is None:
+            while self.step < self.config.train.steps and stopped is None:
                 self.train_one_step(bar)
                 stopped = self.agreed_stop(stop.reason or self.over_time_budget())
         return stopped
@@ -205,10 +206,11 @@ class Trainer:
         inputs, labels = (batch.to(self.ranks.device) for batch in self.batches.batch(self.step))
         self.model.train()
         self.ranks.reset_traffic(self.model)  # count this step's, not an evaluation's
-        result = accumulate_gradients(self.forward_model, inputs, labels, self.cfg.grad_accum, self.cfg.dtype,
+        settings = self.config.train
+        result = accumulate_gradients(self.forward_model, inputs, labels, settings.grad_accum, settings.dtype,
                                       self.ranks.world_size, self.ranks.rank, self.ranks.reduce_sum)
         traffic = self.ranks.traffic(self.model, self.config.model.moe_layers)
-        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        max_norm = settings.grad_clip if settings.grad_clip > 0 else math.inf
         grad_norm = self.ranks.clip_grad_norm(self.model, max_norm)
         if not (math.isfinite(result.loss) and math.isfinite(grad_norm)):
             self.skip_step(result.loss, grad_norm)
@@ -231,8 +233,8 @@ class Trainer:
         discard_router_updates(self.model)
         self.nonfinite_streak += 1
         warnings.warn(f"step {self.step}: non-finite loss {loss} / grad norm {grad_norm}; step skipped "
-                      f"({self.nonfinite_streak}/{self.cfg.max_nonfinite} in a row)", stacklevel=2)
-        if self.nonfinite_streak >= self.cfg.max_nonfinite:
+                      f"({self.nonfinite_streak}/{self.config.train.max_nonfinite} in a row)", stacklevel=2)
+        if self.nonfinite_streak >= self.config.train.max_nonfinite:
             latest = self.run_dir.latest_checkpoint()
             raise NonFiniteLossError(f"{self.nonfinite_streak} consecutive non-finite losses at step {self.step}; "
                                      f"stopping. Last good checkpoint: {latest}")
@@ -245,15 +247,15 @@ class Trainer:
                   **({"traffic": traffic} if traffic is not None else {})})
 
     def maybe_eval_and_save(self) -> None:
-        every_eval, every_save = self.cfg.eval_every, self.cfg.save_every
-        if every_eval and self.step % every_eval == 0 and self.step < self.cfg.steps:
-            self.log(eval_record(self.step, self.evaluate(self.cfg.eval_batches), final=False))
-        if every_save and self.step % every_save == 0 and self.step < self.cfg.steps:
+        settings = self.config.train
+        if settings.eval_every and self.step % settings.eval_every == 0 and self.step < settings.steps:
+            self.log(eval_record(self.step, self.evaluate(settings.eval_batches), final=False))
+        if settings.save_every and self.step % settings.save_every == 0 and self.step < settings.steps:
             self.save()
 
     def evaluate(self, max_batches: int | None) -> EvalResult:
         return evaluate_domains(self.model, self.val_tokens, self.config.data.seq_len,
-                                self.cfg.batch_size, self.token_bytes, max_batches)
+                                self.config.train.batch_size, self.token_bytes, max_batches)
 
     def save(self) -> None:
         """A checkpoint of full single-process tensors, whatever the layout (dsmoe.parallel.state); rank 0 writes."""
@@ -262,5 +264,6 @@ class Trainer:
                  "scheduler": self.scheduler.state_dict(), "progress": self.progress.state_dict(),
                  "rng": torch.get_rng_state()}
         if self.ranks.is_writer:
-            ckpt.save_checkpoint(self.run_dir, self.step, weights, state, self.config.to_toml(), self.cfg.keep_last)
+            ckpt.save_checkpoint(self.run_dir, self.step, weights, state, self.config.to_toml(),
+                                 self.config.train.keep_last)
         self.ranks.barrier()  # no rank goes on (or exits) before the checkpoint is written

@@ -36,6 +36,7 @@ import dataclasses
 
 from dsmoe.data.identity import absolute_path
 from dsmoe.runs import RunConfig, RunDir
+from dsmoe.runs.checkpoint import has_trainer_state
 from dsmoe.structured_files import read_table
 
 # Train fields that change the trajectory in ways a checkpoint cannot follow; the others are applied on resume.
@@ -103,10 +104,9 @@ def check_resumable_run(run: RunDir) -> None:
         raise ValueError(f"--resume: run directory {str(run.path)!r} has no {run.tokenizer_path.name}; its "
                          "checkpoints hold that tokenizer's token ids, so it is never derived again: put the run's "
                          "own copy back")
-    if not any(checkpoint.trainer_state_path.is_file() for checkpoint in run.checkpoints()):
-        raise ValueError(f"--resume: no checkpoint of run directory {str(run.path)!r} has a "
-                         f"{latest.trainer_state_path.name} (an imported run holds weights only); start a new run "
-                         "in another --out")
+    if not any(has_trainer_state(checkpoint) for checkpoint in run.checkpoints()):
+        raise ValueError(f"--resume: no checkpoint of run directory {str(run.path)!r} has a trainer state (an "
+                         "imported run holds weights only); start a new run in another --out")
 
 
 def check_new_run_dir(run: RunDir) -> None:
