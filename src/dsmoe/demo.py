@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from dsmoe.analysis.plots import plot_loss_curve
+from dsmoe.analysis.charts import plot_loss_curve
 from dsmoe.inference import SamplingConfig
 from dsmoe.inference.stream import stream_completion
 from dsmoe.model import count_params

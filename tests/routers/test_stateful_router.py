@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dsmoe.interop.loading import meta_model, rebuild_computed_buffers
+from dsmoe.interop.meta_fill import meta_model, rebuild_computed_buffers
 from dsmoe.interop.run_dirs import export_run
 from dsmoe.registry import ROUTERS
 from dsmoe.routers import Router, Routing, install_router_updates

@@ -1,5 +1,6 @@
-"""The chart kinds the analysis draws (heatmaps, line panels, grouped bars, curves, histograms), each one function
-that writes one readable PNG: a title, labelled axes, a colour bar or a legend, sizes that grow with the data."""
+"""The chart kinds the analysis draws (heatmaps, line panels, grouped bars, curves, histograms, a run's loss curve),
+each one function that writes one readable PNG: a title, labelled axes, a colour bar or a legend, sizes that grow
+with the data."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+
+from dsmoe.runs.metrics_log import read_metrics  # noqa: E402
 
 DPI = 110
 MAX_TICK_LABELS = 32  # more labels than this on an axis are thinned to every n-th
@@ -131,3 +134,25 @@ def histogram(path: Path, title: str, xlabel: str, ylabel: str, counts: dict[str
     if len(counts) > 1:
         ax.legend(fontsize=8, ncol=min(4, len(counts)))
     return save(fig, path)
+
+
+def plot_loss_curve(metrics_path: Path, out_png: Path) -> Path:
+    """Training LM loss per step and validation loss at each evaluation, in one PNG."""
+    records = read_metrics(metrics_path)
+    train = [(r["step"], r["lm_loss"]) for r in records if "lm_loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    val += [(r["step"], r["final_val"]) for r in records if "final_val" in r]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train LM loss", linewidth=1)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(Path(metrics_path).parent.name)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return Path(out_png)

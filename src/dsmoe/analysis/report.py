@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dsmoe.analysis import report_probe_sections as probe_sections
 from dsmoe.analysis import report_sections as sections
-from dsmoe.analysis.plots import plot_loss_curve
+from dsmoe.analysis.charts import plot_loss_curve
 from dsmoe.analysis.report_html import Figure, Section, Table, write_report
 from dsmoe.atomic import atomic_directory
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsmoe.config.model_checks import ROUTER_GROUP_SCORES, YARN_FIELDS, validate
+from dsmoe.config.model_checks import ROUTER_GROUP_SCORES, validate
 from dsmoe.structured_files import read_table
 
 DERIVED_FIELDS = ("n_kv_heads", "head_dim", "norm_topk_prob")  # None = derived; kept None by to_dict, replace, save

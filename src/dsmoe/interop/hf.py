@@ -24,7 +24,7 @@ from dsmoe.atomic import atomic_directory
 from dsmoe.interop.families import Family, get_family, natural_family
 from dsmoe.interop.hf_files import MAX_SHARD_BYTES, shard_files, write_shards
 from dsmoe.interop.keys import KeyNames, Piece, hf_pieces
-from dsmoe.interop.loading import StreamingFill, check_names, meta_model
+from dsmoe.interop.meta_fill import StreamingFill, check_names, meta_model
 from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.registry import ROUTERS
 from dsmoe.structured_files import read_table

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from dsmoe.atomic import atomic_file
 from dsmoe.reproduce.collect import run_results, run_state
 from dsmoe.reproduce.plan import Plan
-from dsmoe.reproduce.probe import disabling_probe
+from dsmoe.reproduce.specialisation_probe import disabling_probe
 from dsmoe.reproduce.variants import check_matched, matched_params_table, variant_params
 from dsmoe.train.calibrate import fit_steps_to_budget
 from dsmoe.train.loop import train
@@ -76,7 +76,7 @@ def collect_results(plan: Plan) -> dict:
 
 
 def write_results(plan: Plan, results: dict) -> None:
-    from dsmoe.reproduce.report import write_report
+    from dsmoe.reproduce.suite_report import write_report
 
     with atomic_file(plan.out / "results.json") as temporary:
         temporary.write_text(json.dumps(results, indent=1) + "\n")

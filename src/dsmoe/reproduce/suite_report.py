@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from dsmoe.atomic import atomic_directory, atomic_file
-from dsmoe.reproduce.report_plots import draw_figures
+from dsmoe.reproduce.suite_figures import draw_figures
 
 REPORT = "report.md"
 FIGURES = "report_figures"

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from dsmoe.reproduce.report import FIGURES, REPORT, ordering_verdict, summary_rows, write_report
+from dsmoe.reproduce.suite_report import FIGURES, REPORT, ordering_verdict, summary_rows, write_report
 
 
 def run(seed: int, val_loss: float, max_vio: bool) -> dict:
@@ -101,7 +101,7 @@ def test_a_failure_while_drawing_leaves_the_previous_report_as_it_was(results, t
         (out_dir / "curves.png").write_bytes(b"half drawn")
         raise RuntimeError("out of memory while drawing")
 
-    monkeypatch.setattr("dsmoe.reproduce.report.draw_figures", draw_then_fail)
+    monkeypatch.setattr("dsmoe.reproduce.suite_report.draw_figures", draw_then_fail)
     with pytest.raises(RuntimeError, match="while drawing"):
         write_report(results, tmp_path)
     assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
