@@ -4,6 +4,7 @@ interrupted one; bad arguments and stale runs are refused before any work."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -13,8 +14,9 @@ from dsmoe.reproduce import runner
 from dsmoe.reproduce.plan import Plan
 from dsmoe.reproduce.runner import SuiteInterrupted, run_suite
 from dsmoe.reproduce.suites import SUITES
-from dsmoe.train.loop import StopRequest
 from dsmoe.runs.metrics_log import read_metrics
+from dsmoe.train import calibrate, progress
+from dsmoe.train.loop import StopRequest
 from tests.train.tiny import write_corpus
 
 MICRO = ("model.hidden_size=64", "model.n_heads=2", "model.vocab_size=300",
@@ -59,12 +61,22 @@ def test_the_specialisation_suite_runs_the_disabling_probe(tmp_path):
     assert (plan.out / "analysis" / "report.html").is_file() and "probe.png" in (plan.out / "report.md").read_text()
 
 
-def test_the_minutes_budget_gives_every_variant_the_same_time(tmp_path):
-    plan = micro_plan(tmp_path, "shared-ratio", budget="minutes", budget_value=0.05)
+CLOCK_TICK_S = 0.25
+
+
+def test_the_minutes_budget_gives_every_variant_the_same_time(tmp_path, monkeypatch):
+    """Each variant is sized to more steps than its minutes hold and trains until the first step boundary at or
+    past them. The training clock ticks a fixed 0.25 s per reading and the probe reports 0.1 s per step, so the
+    bound does not race a loaded machine's real clock."""
+    ticks = itertools.count()
+    monkeypatch.setattr(progress, "perf_counter", lambda: next(ticks) * CLOCK_TICK_S)
+    monkeypatch.setattr(calibrate, "seconds_per_step", lambda config: 0.1)
+    budget_min = 0.05
+    plan = micro_plan(tmp_path, "shared-ratio", budget="minutes", budget_value=budget_min)
     results = run_suite(plan)
     check_outputs(plan, results)
-    for variant in results["variants"]:
-        assert 0 < variant["runs"][0]["train_minutes"] <= 0.05 * 1.5
+    minutes = [variant["runs"][0]["train_minutes"] for variant in results["variants"]]
+    assert all(budget_min <= spent <= budget_min + 1 / 60 for spent in minutes), minutes
 
 
 def test_a_rerun_skips_finished_runs_and_resumes_an_interrupted_one(tmp_path, monkeypatch, capsys):
