@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from dsmoe import DeepSeekMoEForCausalLM, presets
 from dsmoe.data import TrainBatches, prepare_data
-from dsmoe.model.dispatch import LocalDispatcher
+from dsmoe.model.moe import LocalDispatcher
 from dsmoe.parallel.comm_model import CommVolume, ExpertPlacement, bytes_moved, routed_ranks_per_token
 from dsmoe.parallel.parallelize import moe_layers
 from dsmoe.runs import RunConfig, RunDir

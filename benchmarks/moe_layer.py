@@ -25,9 +25,8 @@ from transformers import DeepseekV3Config
 from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MoE
 
 from dsmoe import ModelConfig
-from dsmoe.model.ffn import SwiGLU
 from dsmoe.model.init import init_weights
-from dsmoe.model.moe import MoE
+from dsmoe.model.moe import MoE, SwiGLU
 from dsmoe.runtime import unmap_freed_memory
 from peak_memory import in_subprocess, peak_rss_growth_mib
 from timing import device_name, median, setup_cpu, time_round_robin
@@ -69,12 +68,12 @@ class Impl:
     run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_BLD, token_ids_BL) -> y_BLD
 
 
-def dsmoe_layer(layout: Layout, hidden: int, dispatch: str) -> MoE:
+def dsmoe_layer(layout: Layout, hidden: int, expert_kernel: str) -> MoE:
     """DeepSeek-V3-style routing (sigmoid, renormalised top-k, scaled) to compare like with like."""
     config = ModelConfig(hidden_size=hidden, n_routed_experts=layout.n_routed_experts,
                          n_activated_experts=layout.top_k, moe_intermediate_size=layout.expert_width,
                          n_shared_experts=layout.n_shared_experts, router="sigmoid_topk", norm_topk_prob=True,
-                         routed_scaling_factor=ROUTED_SCALING_FACTOR, aux_loss_alpha=0.0, dispatch=dispatch)
+                         routed_scaling_factor=ROUTED_SCALING_FACTOR, aux_loss_alpha=0.0, expert_kernel=expert_kernel)
     return MoE(config)
 
 

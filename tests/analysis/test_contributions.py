@@ -11,7 +11,7 @@ IDS_BL = torch.randint(0, 512, (2, 16), generator=torch.Generator().manual_seed(
 
 
 def loop_expert(moe, expert, x_ND):
-    gate, up = moe.experts.gate_up_proj[expert].chunk(2, dim=0)  # gate rows first (experts.py)
+    gate, up = moe.experts.gate_up_proj[expert].chunk(2, dim=0)  # gate rows first (RoutedExperts, model/moe.py)
     return (F.silu(x_ND @ gate.T) * (x_ND @ up.T)) @ moe.experts.down_proj[expert].T
 
 

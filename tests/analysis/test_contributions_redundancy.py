@@ -36,7 +36,7 @@ def test_norms_are_those_of_the_shared_term_and_of_the_rest():
 
 def loop_expert(moe, expert, x_ND):
     gate_up, down = moe.experts.gate_up_proj[expert], moe.experts.down_proj[expert]
-    gate, up = gate_up.chunk(2, dim=0)  # gate rows first (experts.py)
+    gate, up = gate_up.chunk(2, dim=0)  # gate rows first (RoutedExperts, model/moe.py)
     return (F.silu(x_ND @ gate.T) * (x_ND @ up.T)) @ down.T
 
 

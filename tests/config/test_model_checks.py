@@ -38,7 +38,7 @@ INVALID = {
                                   "moe_layer_indices=[1, 1] has duplicate entries"),
     "moe_layer_indices_without_experts": (dict(n_routed_experts=0, moe_layer_indices=[1]),
                                           "moe_layer_indices=[1] needs n_routed_experts > 0"),
-    "unknown_dispatch": (dict(dispatch="cuda"), "dispatch='cuda' must be one of auto, grouped_mm, loop"),
+    "unknown_expert_kernel": (dict(expert_kernel="cuda"), "expert_kernel='cuda' must be one of auto, grouped_mm, loop"),
     "switch_top_2": (dict(router="switch", n_activated_experts=2),
                      "n_activated_experts=2 must be 1 for router='switch'"),
     "gshard_top_1": (dict(router="gshard", n_activated_experts=1),

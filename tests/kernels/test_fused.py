@@ -6,7 +6,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from dsmoe.kernels import fused, grouped_experts, loop_experts, sort_by_expert
-from test_dispatch_parity import TOLERANCE, expert_weights, moe_layer, random_pairs, rel_error, values_and_grads
+from test_kernel_parity import TOLERANCE, expert_weights, moe_layer, random_pairs, rel_error, values_and_grads
 
 pytestmark = pytest.mark.skipif(not hasattr(torch, "_grouped_mm"), reason="torch._grouped_mm is unavailable")
 

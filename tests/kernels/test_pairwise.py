@@ -4,9 +4,11 @@ torch.compile, and taken only while compiling, without autograd, for few pairs p
 import pytest
 import torch
 
-from dsmoe.kernels import ExpertBatch, loop_experts, pairwise_experts, run_experts
+from dsmoe.kernels import loop_experts, pairwise_experts
 from dsmoe.kernels.pairwise import PAIRWISE_MAX_PAIRS_PER_EXPERT, use_pairwise
-from test_dispatch_parity import N_EXPERTS, TOLERANCE, expert_weights, moe_layer, rel_error, routing_case
+from dsmoe.model import moe
+from dsmoe.model.moe import ExpertBatch, run_experts
+from test_kernel_parity import N_EXPERTS, TOLERANCE, expert_weights, moe_layer, rel_error, routing_case
 
 
 @pytest.mark.parametrize("case", ["random", "idle_experts", "one_expert", "single_token", "padded_batch"])
@@ -19,11 +21,11 @@ def test_pairwise_experts_match_loop(case):
     assert rel_error(pairwise_experts(*args), loop_experts(*args)) <= TOLERANCE
 
 
-def path_taken(n_pairs: int, grad: bool, dispatch: str = "auto") -> bool:
+def path_taken(n_pairs: int, grad: bool, expert_kernel: str = "auto") -> bool:
     """use_pairwise's answer inside a compiled function (fullgraph: the answer is traced as a constant)."""
     @torch.compile(fullgraph=True, dynamic=False)
     def decide(expert_index_S):
-        return torch.ones(()) if use_pairwise(dispatch, expert_index_S, N_EXPERTS) else torch.zeros(())
+        return torch.ones(()) if use_pairwise(expert_kernel, expert_index_S, N_EXPERTS) else torch.zeros(())
     with torch.set_grad_enabled(grad):
         return bool(decide(torch.zeros(n_pairs, dtype=torch.long)))
 
@@ -33,7 +35,7 @@ def test_pairwise_path_is_taken_only_compiled_without_grad_for_few_pairs():
     assert path_taken(few, grad=False)
     assert not path_taken(many, grad=False)
     assert not path_taken(few, grad=True)
-    assert not path_taken(few, grad=False, dispatch="loop")  # the reference stays the reference
+    assert not path_taken(few, grad=False, expert_kernel="loop")  # the reference stays the reference
     assert not use_pairwise("auto", torch.zeros(few, dtype=torch.long), N_EXPERTS)  # eager: never
 
 
@@ -48,8 +50,7 @@ def test_compiled_moe_layer_on_a_few_tokens_matches_the_eager_loop_layer():
 
 
 def test_run_experts_eagerly_without_grad_keeps_the_grouped_path(monkeypatch):
-    import dsmoe.kernels as kernels
-    monkeypatch.setattr(kernels, "pairwise_experts", lambda *args: pytest.fail("pairwise path taken eagerly"))
+    monkeypatch.setattr(moe, "pairwise_experts", lambda *args: pytest.fail("pairwise path taken eagerly"))
     generator = torch.Generator().manual_seed(0)
     n_tokens, token_index_S, expert_index_S = routing_case("random", generator)
     x_TD = torch.randn(n_tokens, expert_weights(generator)[0].shape[-1], generator=generator)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from dsmoe import ModelConfig
-from dsmoe.kernels import ExpertBatch, fused_grouped_experts
+from dsmoe.kernels import fused_grouped_experts
 from dsmoe.model import MoE
-from dsmoe.model.dispatch import LocalDispatcher, TokenDispatcher
+from dsmoe.model.moe import ExpertBatch, LocalDispatcher, TokenDispatcher
 from dsmoe.model.init import init_weights
 
 pytestmark = pytest.mark.skipif(not hasattr(torch, "_grouped_mm"), reason="torch._grouped_mm is unavailable")
@@ -19,7 +19,7 @@ HIDDEN, WIDTH, N_EXPERTS = 16, 8, 8
 def moe_layer(router: str = "softmax_topk", **changes) -> MoE:
     values = dict(vocab_size=64, hidden_size=HIDDEN, n_layers=1, n_heads=2, max_seq_len=16, moe_intermediate_size=WIDTH,
                   n_routed_experts=N_EXPERTS, n_activated_experts=2, n_shared_experts=1, router=router,
-                  dispatch="grouped_mm")
+                  expert_kernel="grouped_mm")
     torch.manual_seed(0)
     layer = MoE(ModelConfig(**{**values, **changes}))
     init_weights(layer, std=0.3)
@@ -82,7 +82,8 @@ class MaterialisingDispatcher(TokenDispatcher):
 
     def dispatch(self, x_TD, routing):
         self.calls += 1
-        local = routing.expert_batch(x_TD, self.n_experts)
+        local = ExpertBatch.from_pairs(x_TD, routing.token_index_S, routing.expert_index_S, routing.weight_S,
+                                       self.n_experts)
         permuted_SD = x_TD.index_select(0, local.row_index_S)
         self.n_tokens, self.token_index_S = x_TD.shape[0], local.row_index_S
         return ExpertBatch(permuted_SD, torch.arange(permuted_SD.shape[0]), local.weight_S, local.offsets_E)

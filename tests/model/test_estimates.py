@@ -14,7 +14,7 @@ from dsmoe.model.estimates import estimate_costs
 # layer 0 dense, layers 1-2 MoE: 8 routed experts (top-2) and 1 shared expert of width 16
 SMALL = dict(vocab_size=96, hidden_size=32, n_layers=3, n_heads=4, max_seq_len=16, intermediate_size=48,
              moe_intermediate_size=16, n_routed_experts=8, n_shared_experts=1, n_activated_experts=2,
-             first_k_dense_replace=1, dispatch="loop")
+             first_k_dense_replace=1, expert_kernel="loop")
 
 
 def small(**changes) -> ModelConfig:

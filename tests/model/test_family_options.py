@@ -97,7 +97,7 @@ def test_moe_block_equals_transformers_moe_block(name):
     reference = randomize(getattr(modeling, f"{prefix}{block_suffix}")(hf)).eval()
     for buffer in reference.buffers():  # DeepSeek-V3's e_score_correction_bias
         buffer.copy_(torch.randn(buffer.shape, generator=torch.Generator().manual_seed(2)) * 0.1)
-    moe = MoE(ModelConfig(hidden_size=HIDDEN, n_heads=HEADS, dispatch="loop", **EXPERTS, **dsmoe_fields)).eval()
+    moe = MoE(ModelConfig(hidden_size=HIDDEN, n_heads=HEADS, expert_kernel="loop", **EXPERTS, **dsmoe_fields)).eval()
     moe.load_state_dict(dsmoe_state_dict(reference.state_dict()))
     x_BLD = torch.randn(3, SEQ, HIDDEN, generator=torch.Generator().manual_seed(1))
     out_BLD, _, _ = moe(x_BLD, torch.zeros(3, SEQ, dtype=torch.long))

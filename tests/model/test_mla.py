@@ -160,7 +160,7 @@ def test_invalid_latent_attention_settings_are_rejected_by_name(changes, message
 def test_mla_flop_estimates_match_torchs_flop_counter():
     # plain path: matmuls as aten.mm; the math SDPA backend computes all L x L scores and values as bmm,
     # of which the estimate counts the causal mean context (L + 1) / 2L
-    model, ids = make_model(dispatch="loop"), token_ids(seq=MAX_LEN)
+    model, ids = make_model(expert_kernel="loop"), token_ids(seq=MAX_LEN)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(ids)
     counted = counter.get_flop_counts()["Global"]

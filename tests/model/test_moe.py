@@ -81,13 +81,13 @@ def test_aux_losses_only_in_training():
     assert set(train_aux) == {"expert_balance", "z_loss"} and eval_aux == {}
 
 
-@pytest.mark.parametrize("dispatch", ["grouped_mm", "loop"])
+@pytest.mark.parametrize("expert_kernel", ["grouped_mm", "loop"])
 @pytest.mark.parametrize("router", ["softmax_topk", "soft_moe"])
-def test_bf16_autocast_runs_on_cpu_and_tracks_fp32(dispatch, router):
+def test_bf16_autocast_runs_on_cpu_and_tracks_fp32(expert_kernel, router):
     """Under CPU bf16 autocast the layer runs forward and backward, close to its fp32 output."""
-    if dispatch == "grouped_mm" and not hasattr(torch, "_grouped_mm"):
+    if expert_kernel == "grouped_mm" and not hasattr(torch, "_grouped_mm"):
         pytest.skip("torch._grouped_mm is unavailable")
-    layer = moe_layer(router, dispatch=dispatch).eval()
+    layer = moe_layer(router, expert_kernel=expert_kernel).eval()
     x_BLD, ids_BL = inputs()
     with torch.no_grad():
         reference, _, _ = layer(x_BLD, ids_BL)

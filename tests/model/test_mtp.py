@@ -144,7 +144,7 @@ def count_matmul_flops(model, ids, mtp: bool) -> int:
 
 def test_estimated_mtp_matmul_flops_match_torchs_flop_counter_per_depth_token():
     # depth k runs on L - k positions; the estimate counts every depth per main-model token
-    model, ids = make_model(dispatch="loop").eval(), token_ids(seq=12)
+    model, ids = make_model(expert_kernel="loop").eval(), token_ids(seq=12)
     counted_extra = count_matmul_flops(model, ids, mtp=True) - count_matmul_flops(model, ids, mtp=False)
     depth_tokens = sum(ids.shape[0] * (12 - k) for k in (1, 2))
     with_mtp, without = (estimate_costs(make_model(n_mtp_modules=n).config, 2, 12) for n in (2, 0))

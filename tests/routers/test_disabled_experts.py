@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dsmoe.routers import ROUTERS
-from dsmoe.routers.grouping import group_scores
+from dsmoe.routers.softmax_topk import group_scores
 from tests.routers.test_routers import batch, build_router, route
 
 GATED_TOKEN_CHOICE = [name for name in ROUTERS if name not in ("soft_moe", "expert_choice", "hash")]
@@ -94,7 +94,7 @@ def test_enable_all_experts_undoes_disabling():
 @pytest.mark.parametrize("name", ["softmax_topk", "sigmoid_topk"])
 @pytest.mark.parametrize("disabled", [[0, 1], [0, 2, 4, 6], [1, 2, 5], [0, 1, 2, 4, 6]])
 def test_group_limited_routing_never_chooses_a_disabled_expert(name, disabled):
-    # Groups of two; a group with one expert left, or none, must not let its disabled ones in (grouping.py).
+    # Groups of two; a group with one expert left, or none, must not let its disabled ones in (group_scores).
     router = build_router(name, n_group=4, topk_group=2).eval()
     if name == "sigmoid_topk":
         router.expert_bias[disabled] = 100.0

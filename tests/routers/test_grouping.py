@@ -5,7 +5,7 @@ import torch
 
 from dsmoe import ModelConfig
 from dsmoe.routers import ROUTERS
-from dsmoe.routers.grouping import limit_to_groups
+from dsmoe.routers.softmax_topk import limit_to_groups
 
 
 def plain_limit_to_groups(choice_TE: torch.Tensor, n_group: int, topk_group: int, scored: int) -> torch.Tensor:

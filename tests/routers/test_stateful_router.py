@@ -15,7 +15,7 @@ from dsmoe.interop.meta_fill import meta_model, rebuild_computed_buffers
 from dsmoe.interop.run_dirs import export_run
 from dsmoe.registry import ROUTERS
 from dsmoe.routers import Router, Routing, install_router_updates
-from dsmoe.routers.token_choice import token_choice_routing
+from dsmoe.routers.softmax_topk import token_choice_routing
 from dsmoe.runs import RunDir, load_run
 from dsmoe.train.loop import train
 from dsmoe.train.optim import build_optimizer

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from dsmoe.analysis.hooks import hooked
-from dsmoe.kernels import ExpertBatch
+from dsmoe.model.moe import ExpertBatch
 
 
 def cosine_matrix(rows_EX: torch.Tensor) -> np.ndarray:

@@ -51,7 +51,7 @@ FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-fie
     router=choice(ROUTERS), norm_topk_prob=optional(FLAG), routed_scaling_factor=POSITIVE, n_group=POSITIVE_INT,
     topk_group=POSITIVE_INT, group_score=optional(choice(GROUP_SCORES)), device_capacity_factor=optional(POSITIVE),
     never_drop_share=Rule("number", "[0, 1]"), capacity_factor=POSITIVE,
-    dispatch=choice(("auto", "grouped_mm", "loop")),
+    expert_kernel=choice(("auto", "grouped_mm", "loop")),
     # balance losses
     aux_loss_alpha=NON_NEGATIVE, device_balance_alpha=NON_NEGATIVE, comm_balance_alpha=NON_NEGATIVE,
     n_devices=POSITIVE_INT, balance_scope=choice(BALANCE_SCOPES),

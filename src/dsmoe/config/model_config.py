@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,22 @@ from dsmoe.structured_files import read_table
 
 DERIVED_FIELDS = ("n_kv_heads", "head_dim", "norm_topk_prob")  # None = derived; kept None by to_dict, replace, save
 RENORMALISING_ROUTERS = ("sigmoid_topk",)  # norm_topk_prob=None: True for these routers, False for the others
+RENAMED_FIELDS = {"dispatch": "expert_kernel"}  # old name -> new name: configs and checkpoints saved before still load
+
+
+def read_renamed_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with every renamed field under its new name, each noted on stderr in one line; a mapping that gives
+    both the old and the new name is an error naming both."""
+    values = dict(values)
+    for old, new in RENAMED_FIELDS.items():
+        if old not in values:
+            continue
+        if new in values:
+            raise ValueError(f"model.{old} and model.{new} are both given: {old} is the old name of {new}; "
+                             f"keep only {new}")
+        values[new] = values.pop(old)
+        print(f"note: model.{old} is now model.{new}; read as {new}={values[new]!r}", file=sys.stderr)
+    return values
 
 
 @dataclass
@@ -120,9 +137,10 @@ class ModelConfig:
         capacity_factor: expert capacity multiplier for the capacity routers (switch, gshard,
             expert_choice): capacity = ceil(capacity_factor * tokens * top_k / n_routed_experts).
             Default 1.0.
-        dispatch: expert computation kernel: "grouped_mm" (sorted dropless dispatch with
-            torch._grouped_mm), "loop" (plain loop over experts, the reference) or "auto"
-            (grouped_mm where the op and the shapes allow it). Default "auto".
+        expert_kernel: how the routed experts compute their pairs (dispatch is the token movement, this the
+            math): "grouped_mm" (the fused op over pairs sorted by expert, torch._grouped_mm), "loop" (a plain loop
+            over experts, the reference) or "auto" (grouped_mm where the op and the shapes allow it). Configs
+            written before it was renamed name it `dispatch`; they load with a note. Default "auto".
 
     Balance losses (returned by forward, never stored)
         aux_loss_alpha: alpha_1 of the expert-level balance loss (DeepSeekMoE Eq. 12-14). Default 0.01.
@@ -210,7 +228,7 @@ class ModelConfig:
     device_capacity_factor: float | None = None
     never_drop_share: float = 0.1
     capacity_factor: float = 1.0
-    dispatch: str = "auto"
+    expert_kernel: str = "auto"
     aux_loss_alpha: float = 0.01
     device_balance_alpha: float = 0.0
     comm_balance_alpha: float = 0.0
@@ -282,7 +300,7 @@ class ModelConfig:
 
     def replace(self, **changes: Any) -> "ModelConfig":
         """A validated copy with some fields changed."""
-        return type(self).from_dict({**self.to_dict(), **changes})
+        return type(self).from_dict({**self.to_dict(), **read_renamed_fields(changes)})
 
     def to_dict(self) -> dict[str, Any]:
         """Field values as given: derived fields that were left unset stay None."""
@@ -291,7 +309,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        """Build from a mapping; an unknown key raises ValueError suggesting the closest field."""
+        """Build from a mapping (a renamed field read under its new name, see RENAMED_FIELDS); an unknown key raises
+        ValueError suggesting the closest field."""
+        values = read_renamed_fields(values)
         known = [f.name for f in dataclasses.fields(cls)]
         for key in values:
             if key not in known:

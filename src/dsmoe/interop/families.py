@@ -2,7 +2,7 @@
 
 A family maps a config.json to ModelConfig fields (`read`) and back (`write`). A config fits a family when
 writing it and reading it back gives the same logits-deciding fields (`logit_fields`); the first that changes
-is named in the error. Knobs that do not decide logits (balance losses, bias update speed, dispatch kernel,
+is named in the error. Knobs that do not decide logits (balance losses, bias update speed, expert kernel,
 mla_absorb, init_std) travel where a family has a field for them (initializer_range; DeepSeek's aux_loss_alpha
 and seq_aux, as balance_scope "sequence" or "micro_batch"); otherwise an import leaves them at dsmoe's defaults
 and an export does not write them.

@@ -1,8 +1,12 @@
-"""The whole routed-expert computation as one custom op with its own backward: gather, SwiGLU experts,
-weighted scatter, run over chunks of consecutive experts.
+"""The routed experts' kernels: the fused grouped_mm op, its plain-loop twin, and the choice between them.
 
-Autograd over the plain ops would keep the K-fold gathered input, both projections, the SwiGLU
-product and the weighted output alive for backward. This op keeps only the gate/up projection
+Both compute, for pairs sorted by expert (offsets_E: int32 cumulative pair counts per expert, the `offs` of
+torch._grouped_mm), out_TD[t] = sum over pairs s reading row t of weight_S[s] * SwiGLU_{expert of s}(x_TD[t]);
+loop_experts is the obvious version (any pair order), and tests/kernels checks that the two agree.
+
+The fast path is one custom op with its own backward: gather, SwiGLU experts, weighted scatter, run over chunks
+of consecutive experts. Autograd over the plain ops would keep the K-fold gathered input, both projections, the
+SwiGLU product and the weighted output alive for backward. This op keeps only the gate/up projection
 h = x W1^T ([S, 2F], what the SwiGLU derivative needs) and recomputes the rest: the gather of x
 (cheap memory traffic) and silu(gate) * up (elementwise). The routing weight is folded into the
 SwiGLU output before the down projection, w * (a W2^T) = (w * a) W2^T, so no [S, D] product is
@@ -18,12 +22,57 @@ changing tokens-per-expert counts never recompile.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 ROWS_PER_CHUNK = 8192  # pair rows per block of experts on a CPU (an expert with more rows gets a block of its own)
 ACCELERATOR_ROWS_PER_CHUNK = 65536  # on a GPU: fewer, larger grouped GEMMs; its caching allocator reuses the blocks
 FORWARD_CHUNK_FACTOR = 4  # forward blocks are 4x longer: per row it holds 2 [., D] + 1 [., F] temporaries, backward 3 + 3
+GROUPED_MM_ALIGN_BYTES = 16  # torch._grouped_mm needs every row stride to be a multiple of 16 bytes
+
+
+def use_grouped_mm(expert_kernel: str, x: torch.Tensor, gate_up_EFD: torch.Tensor) -> bool:
+    """Resolve the config's expert_kernel for these tensors ("auto" falls back to the loop)."""
+    supported = grouped_mm_supported(x, gate_up_EFD)
+    if expert_kernel == "grouped_mm" and not supported:
+        raise ValueError(f"expert_kernel='grouped_mm' is unavailable for dtype {x.dtype} and expert shape "
+                         f"{tuple(gate_up_EFD.shape)} (needs torch._grouped_mm, fp32/bf16, 16-byte rows)")
+    return expert_kernel != "loop" and supported
+
+
+def grouped_mm_supported(x: torch.Tensor, gate_up_EFD: torch.Tensor) -> bool:
+    """Whether torch._grouped_mm exists and accepts these shapes and dtype."""
+    if x.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    # the probe cannot run inside a torch.compile trace; there the op's existence has to do
+    runs = hasattr(torch, "_grouped_mm") if torch.compiler.is_compiling() else grouped_mm_runs_on(x.device.type, x.dtype)
+    if not runs:
+        return False
+    width, hidden = gate_up_EFD.shape[1] // 2, gate_up_EFD.shape[2]
+    return all(n * x.element_size() % GROUPED_MM_ALIGN_BYTES == 0 for n in (width, hidden))
+
+
+@functools.cache
+def grouped_mm_runs_on(device_type: str, dtype: torch.dtype) -> bool:
+    """Whether this torch build runs torch._grouped_mm on this device and dtype (older builds: CUDA only)."""
+    if not hasattr(torch, "_grouped_mm"):
+        return False
+    try:
+        a, b = torch.ones(8, 8, device=device_type, dtype=dtype), torch.ones(2, 8, 8, device=device_type, dtype=dtype)
+        torch._grouped_mm(a, b, offs=torch.tensor([4, 8], device=device_type, dtype=torch.int32))
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+def sort_by_expert(expert_index_S: torch.Tensor, n_experts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(order_S putting pairs in expert order, int32 cumulative pair counts per expert for grouped_mm)."""
+    order_S = torch.argsort(expert_index_S, stable=True)
+    pairs_per_expert = torch.zeros(n_experts, dtype=torch.int32, device=expert_index_S.device)
+    pairs_per_expert.scatter_add_(0, expert_index_S, torch.ones_like(expert_index_S, dtype=torch.int32))
+    return order_S, torch.cumsum(pairs_per_expert, 0, dtype=torch.int32)
 
 
 def expert_chunks(offsets_E: torch.Tensor, factor: int = 1) -> list[tuple[slice, slice, torch.Tensor]]:
@@ -183,3 +232,27 @@ grouped_swiglu_experts.register_autograd(backward, setup_context=setup_context)
 def fused_grouped_experts(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF) -> torch.Tensor:
     """out_TD of grouped_swiglu_experts; pairs must be sorted by expert, offsets_E their int32 cumulative counts."""
     return grouped_swiglu_experts(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF)[0]
+
+
+def grouped_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
+                    weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
+    """The fused op for pairs in any order (sorted here): out_t = sum over pairs (t, e, w) of w * expert_e(x_t)."""
+    order_S, offsets_E = sort_by_expert(expert_index_S, gate_up_EFD.shape[0])
+    return fused_grouped_experts(x_TD, token_index_S.index_select(0, order_S), offsets_E,
+                                 weight_S.index_select(0, order_S), gate_up_EFD, down_EDF)
+
+
+def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
+                 weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
+    """The reference twin: out_t = sum over pairs (t, e, w) of w * expert_e(x_t), one dense SwiGLU per expert, by
+    plain autograd (pairs in any order)."""
+    out_TD = torch.zeros_like(x_TD)
+    # unbind, not gate_up_EFD[expert]: indexing would give each expert a full-size [E, ...] zero gradient
+    gate_ups_FD, downs_DF = gate_up_EFD.unbind(0), down_EDF.unbind(0)
+    for expert in expert_index_S.unique().tolist():  # only the experts that received pairs
+        selected = expert_index_S == expert
+        tokens = token_index_S[selected]
+        gate_NF, up_NF = F.linear(x_TD[tokens], gate_ups_FD[expert]).chunk(2, dim=-1)
+        y_ND = F.linear(F.silu(gate_NF) * up_NF, downs_DF[expert])
+        out_TD = out_TD.index_add(0, tokens, y_ND * weight_S[selected].unsqueeze(-1).to(y_ND.dtype))
+    return out_TD

@@ -5,8 +5,9 @@ Decoding routes a few tokens, so each expert gets a row or two and a grouped GEM
 weights through tiny matrix products, bound by per-call overhead (about 45 us per 2-row product of a 256 KB
 weight on a 2-core CPU, a sixth of its memory bandwidth). Fused loops over (pair, output, input) read each weight
 once per pair with no intermediate [S, 2F, D] gather; the dispatcher sorts pairs by expert, so an expert's
-consecutive pairs find its weights in cache (any order gives the same result). Eagerly the same code would materialise those gathers, so it is used only while
-compiling, without autograd, for fewer than PAIRWISE_MAX_PAIRS_PER_EXPERT pairs per expert on average.
+consecutive pairs find its weights in cache (any order gives the same result). Eagerly the same code would
+materialise those gathers, so it is used only while compiling, without autograd, for fewer than
+PAIRWISE_MAX_PAIRS_PER_EXPERT pairs per expert on average.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from dsmoe.kernels.fused import swiglu_from_gate_up
 PAIRWISE_MAX_PAIRS_PER_EXPERT = 4  # at 4 pairs per expert the compiled loops tie the grouped GEMMs (2-core CPU)
 
 
-def use_pairwise(dispatch: str, expert_index_S: torch.Tensor, n_experts: int) -> bool:
+def use_pairwise(expert_kernel: str, expert_index_S: torch.Tensor, n_experts: int) -> bool:
     """Whether this call is a compiled inference step with few enough pairs for the pairwise loops. A pair count
     that depends on the data (a padded batch packs its real tokens) cannot be bounded, and takes the grouped path."""
-    return (dispatch != "loop" and torch.compiler.is_compiling() and not torch.is_grad_enabled()
+    return (expert_kernel != "loop" and torch.compiler.is_compiling() and not torch.is_grad_enabled()
             and guard_or_false(expert_index_S.shape[0] < PAIRWISE_MAX_PAIRS_PER_EXPERT * n_experts))
 
 

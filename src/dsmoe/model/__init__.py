@@ -1,5 +1,5 @@
-"""The model: norms, RoPE (and YaRN), attention (MHA and MLA), FFN, experts, MoE layer, decoder block,
-multi-token prediction, language model."""
+"""The model: norms, RoPE (and YaRN), attention (MHA and MLA), the MoE layer (with its dispatcher, routed experts
+and the SwiGLU FFN), decoder block, multi-token prediction, language model."""
 
 from dsmoe.model.accounting import ParamCount, count_module_params, count_params
 from dsmoe.model.kv_cache import KVCache

@@ -8,10 +8,9 @@ from torch import nn
 
 from dsmoe.config import ModelConfig
 from dsmoe.model.attention import Attention
-from dsmoe.model.ffn import SwiGLU
 from dsmoe.model.kv_cache import KVCache
 from dsmoe.model.mla import MultiHeadLatentAttention
-from dsmoe.model.moe import MoE
+from dsmoe.model.moe import MoE, SwiGLU
 from dsmoe.model.norm import RMSNorm
 from dsmoe.model.padding import Padding
 from dsmoe.routers import RouterStats

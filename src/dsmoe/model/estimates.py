@@ -23,10 +23,8 @@ from dsmoe.config import ModelConfig
 from dsmoe.model.accounting import ParamCount, count_module_params
 from dsmoe.model.attention import Attention
 from dsmoe.model.block import DecoderBlock
-from dsmoe.model.experts import RoutedExperts
-from dsmoe.model.ffn import SwiGLU
 from dsmoe.model.mla import MultiHeadLatentAttention
-from dsmoe.model.moe import MoE
+from dsmoe.model.moe import MoE, RoutedExperts, SwiGLU
 from dsmoe.model.transformer import DeepSeekMoEForCausalLM
 from dsmoe.routers import Router
 

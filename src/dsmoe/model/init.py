@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dsmoe.model.experts import RoutedExperts
+from dsmoe.model.moe import RoutedExperts
 from dsmoe.model.norm import RMSNorm
 from dsmoe.routers import Router
 

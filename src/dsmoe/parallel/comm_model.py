@@ -30,7 +30,7 @@ import torch
 
 from dsmoe.config import ModelConfig
 from dsmoe.parallel.traffic import PAIR_BYTES
-from dsmoe.routers.grouping import limit_to_groups
+from dsmoe.routers.softmax_topk import limit_to_groups
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ def bytes_moved(rows_dispatched: int, rows_combined: int, pairs: int, hidden_siz
 def routed_ranks_per_token(placement: ExpertPlacement, scores_TN: torch.Tensor, group_score_size: int = 1) -> float:
     """Mean ranks (own included) holding each token's experts when they are chosen from scores_TN by the routers'
     rule (softmax_topk, sigmoid_topk): the topk_group groups with the highest sum of their best group_score_size
-    scores (dsmoe.routers.grouping), then the top K within them. iid random scores stand for a router with random
-    weights: without a group limit that is uniform routing, with one it is not (module docstring)."""
+    scores (dsmoe.routers.softmax_topk.limit_to_groups), then the top K within them. iid random scores stand for a
+    router with random weights: without a group limit that is uniform routing, with one it is not (module docstring)."""
     choice_TN = limit_to_groups(scores_TN, placement.n_group, placement.topk_group, group_score_size)
     rank_TK = choice_TN.topk(placement.top_k, dim=-1).indices // placement.experts_per_rank
     hit_TP = torch.zeros(scores_TN.shape[0], placement.ep, dtype=torch.bool).scatter_(1, rank_TK, True)

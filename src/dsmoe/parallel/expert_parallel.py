@@ -18,9 +18,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed._functional_collectives import all_to_all_single_autograd
 
-from dsmoe.kernels import ExpertBatch
-from dsmoe.model.dispatch import TokenDispatcher
-from dsmoe.model.experts import autocast_dtype
+from dsmoe.model.moe import ExpertBatch, TokenDispatcher, autocast_dtype
 from dsmoe.parallel.traffic import LayerTraffic
 from dsmoe.routers import Routing, SoftRouting
 

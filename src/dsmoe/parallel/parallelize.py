@@ -19,7 +19,7 @@ from torch import nn
 from torch.distributed.fsdp import FSDPModule, fully_shard
 
 from dsmoe.config.parallel_config import ParallelConfig
-from dsmoe.model.experts import RoutedExperts
+from dsmoe.model.moe import RoutedExperts
 from dsmoe.model.moe import MoE
 from dsmoe.parallel.expert_parallel import ExpertParallelDispatcher
 from dsmoe.parallel.mesh import ParallelMesh

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 
-from dsmoe.model.experts import RoutedExperts
+from dsmoe.model.moe import RoutedExperts
 from dsmoe.parallel.mesh import ParallelMesh
 
 

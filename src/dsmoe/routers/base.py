@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from dsmoe.config import ModelConfig
-from dsmoe.kernels.expert_batch import ExpertBatch
 
 
 @dataclass
@@ -26,7 +25,8 @@ class Routing:
     """A token-choice or expert-choice routing as flat token-expert pairs.
 
     Pair s sends token `token_index_S[s]` to expert `expert_index_S[s]` and scales that expert's
-    output by `weight_S[s]` before summing into the token's output.
+    output by `weight_S[s]` before summing into the token's output. The MoE layer's dispatcher moves the tokens
+    (dsmoe.model.moe).
     """
 
     token_index_S: torch.Tensor  # [S] int64
@@ -36,42 +36,20 @@ class Routing:
     stats: RouterStats | None = None
     balance_counts_E: torch.Tensor | None = None  # [E] float, in training: the choices f_i counts (balance.py)
 
-    def expert_batch(self, x_TD: torch.Tensor, n_experts: int) -> ExpertBatch:
-        """The pairs in expert order, each reading its token's row."""
-        return ExpertBatch.from_pairs(x_TD, self.token_index_S, self.expert_index_S, self.weight_S, n_experts)
-
-    def combine(self, rows_TD: torch.Tensor, n_experts: int) -> torch.Tensor:
-        """The experts' rows are the tokens, already weighted and summed over each token's pairs."""
-        return rows_TD
-
 
 @dataclass
 class SoftRouting:
     """Soft MoE routing (Puigcerver et al. 2023): every slot is a weighted mix of a sequence's tokens.
 
     slot j of expert e (column e * slots_per_expert + j) reads sum_t dispatch[b, t, col] * x[b, t]
-    and token t reads sum_col combine[b, t, col] * slot_output[b, col].
+    and token t reads sum_col combine[b, t, col] * slot_output[b, col]; the MoE layer's dispatcher mixes them
+    (dsmoe.model.moe.LocalDispatcher).
     """
 
     dispatch_BLC: torch.Tensor  # softmax over tokens (dim 1)
     combine_BLC: torch.Tensor  # softmax over slots (dim 2)
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
     stats: RouterStats | None = None
-
-    def expert_batch(self, x_TD: torch.Tensor, n_experts: int) -> ExpertBatch:
-        """Slots = D^T X per sequence (Eq. 1), grouped by expert: every slot one unweighted row."""
-        batch, seq_len, n_slots = self.dispatch_BLC.shape
-        x_BLD = x_TD.reshape(batch, seq_len, -1)
-        slots_BCD = torch.einsum("blc,bld->bcd", self.dispatch_BLC.to(x_BLD.dtype), x_BLD)
-        slots_EBPD = slots_BCD.reshape(batch, n_experts, n_slots // n_experts, -1).transpose(0, 1)
-        return ExpertBatch.equal_blocks(slots_EBPD.reshape(n_experts, -1, x_BLD.shape[-1]))
-
-    def combine(self, rows_RD: torch.Tensor, n_experts: int) -> torch.Tensor:
-        """Y = C * slot outputs per sequence (Eq. 2), as [T, D]."""
-        batch, seq_len, n_slots = self.combine_BLC.shape
-        y_EBPD = rows_RD.reshape(n_experts, batch, n_slots // n_experts, rows_RD.shape[-1])
-        y_BCD = y_EBPD.transpose(0, 1).reshape(batch, n_slots, -1)
-        return torch.einsum("blc,bcd->bld", self.combine_BLC.to(y_BCD.dtype), y_BCD).reshape(batch * seq_len, -1)
 
 
 class Router(nn.Module, ABC):
@@ -203,7 +181,7 @@ def add_global_counts(router: Router, args: tuple, routing: Routing | SoftRoutin
 def reachable_experts(config: ModelConfig, disabled: list[int]) -> int:
     """The fewest enabled experts a token can be left to choose from: all of them, or under group-limited routing
     those of its topk_group groups, at worst the emptiest groups that still hold one (groups holding none score
-    -inf and are chosen only if nothing else is left, see grouping.py)."""
+    -inf and are chosen only if nothing else is left, see softmax_topk.limit_to_groups)."""
     per_group = config.n_routed_experts // config.n_group
     enabled_G = [per_group - sum(1 for e in disabled if e // per_group == g) for g in range(config.n_group)]
     return sum(sorted(count for count in enabled_G if count)[:config.topk_group])

@@ -8,7 +8,7 @@ from torch import nn
 from dsmoe.config import ModelConfig
 from dsmoe.routers.base import Router, Routing
 from dsmoe.routers.importance_load import importance_load_losses
-from dsmoe.routers.token_choice import token_choice_routing
+from dsmoe.routers.softmax_topk import token_choice_routing
 
 
 class NoisyTopKRouter(Router):

@@ -9,8 +9,7 @@ import torch
 from dsmoe.config import ModelConfig
 from dsmoe.routers.base import Router, Routing
 from dsmoe.routers.device_dropping import drop_over_device_capacity
-from dsmoe.routers.grouping import limit_to_groups
-from dsmoe.routers.token_choice import normalise_and_scale, token_choice_routing
+from dsmoe.routers.softmax_topk import limit_to_groups, normalise_and_scale, token_choice_routing
 
 
 class SigmoidTopKRouter(Router):

@@ -14,6 +14,7 @@ from typing import Any
 
 from dsmoe import presets
 from dsmoe.config import ModelConfig
+from dsmoe.config.model_config import read_renamed_fields
 from dsmoe.config.data_config import DataConfig
 from dsmoe.config.parallel_config import ParallelConfig, check_layout
 from dsmoe.config.train_config import TrainConfig
@@ -98,8 +99,11 @@ class RunConfig:
             if not isinstance(body, dict):
                 raise ValueError(f"[{section}] must be a table of keys, not {body!r}")
         sections = {name: dict(values.get(name, {})) for name in SECTIONS}
+        sections["model"] = read_renamed_fields(sections["model"])  # e.g. a config.toml saved before a rename
         for override in overrides:
             section, key, value = parse_override(override)
+            if section == "model":
+                [(key, value)] = read_renamed_fields({key: value}).items()
             sections[section][key] = value
         preset = sections["model"].pop("preset", None)
         if preset is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dsmoe.model.experts import RoutedExperts
+from dsmoe.model.moe import RoutedExperts
 from dsmoe.train.stacked_muon import StackedMuon
 
 

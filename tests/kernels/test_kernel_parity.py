@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from dsmoe import ModelConfig
-from dsmoe.kernels import ExpertBatch, grouped_experts, loop_experts, run_experts, use_grouped_mm
+from dsmoe.kernels import grouped_experts, loop_experts, use_grouped_mm
 from dsmoe.model import MoE
+from dsmoe.model.moe import ExpertBatch, run_experts
 from dsmoe.model.init import init_weights
 from dsmoe.routers import ROUTERS
 
@@ -86,14 +87,14 @@ def test_grouped_experts_match_loop(case):
 
 def test_equal_blocks_of_slots_match_loop():
     """Soft MoE's slot batches (each expert on its own block of rows) agree between the grouped and the loop
-    dispatch on the output and on grads of slots, gate_up and down."""
+    kernel on the output and on grads of slots, gate_up and down."""
     generator = torch.Generator().manual_seed(1)
     slots_ESD = torch.randn(N_EXPERTS, 6, HIDDEN, generator=generator)
     gate_up_EFD, down_EDF = expert_weights(generator)
     grad_out_RD = torch.randn(N_EXPERTS * 6, HIDDEN, generator=generator)
 
-    def call(dispatch, slots, gate_up, down):
-        return run_experts(dispatch, ExpertBatch.equal_blocks(slots), gate_up, down)
+    def call(expert_kernel, slots, gate_up, down):
+        return run_experts(expert_kernel, ExpertBatch.equal_blocks(slots), gate_up, down)
 
     inputs = [slots_ESD, gate_up_EFD, down_EDF]
     fast = values_and_grads("grouped_mm", inputs, call, grad_out_RD)
@@ -102,10 +103,10 @@ def test_equal_blocks_of_slots_match_loop():
         assert rel_error(a, b) <= TOLERANCE, name
 
 
-def moe_layer(router: str, dispatch: str, **changes) -> MoE:
+def moe_layer(router: str, expert_kernel: str, **changes) -> MoE:
     values = dict(vocab_size=64, hidden_size=HIDDEN, n_layers=1, n_heads=2, max_seq_len=8,
                   moe_intermediate_size=WIDTH, n_routed_experts=N_EXPERTS, n_activated_experts=2,
-                  router=router, dispatch=dispatch)
+                  router=router, expert_kernel=expert_kernel)
     if router == "switch":
         values["n_activated_experts"] = 1
     torch.manual_seed(0)
@@ -124,7 +125,7 @@ def layer_values_and_grads(layer: MoE, x_BLD: torch.Tensor, ids_BL: torch.Tensor
 
 @pytest.mark.parametrize("router", list(ROUTERS))
 def test_moe_layer_grouped_mm_matches_loop(router):
-    """The MoE layer with dispatch='grouped_mm' equals dispatch='loop' (same weights), values and grads of y.sum()."""
+    """The MoE layer with expert_kernel='grouped_mm' equals expert_kernel='loop' (same weights), values and grads of y.sum()."""
     generator = torch.Generator().manual_seed(2)
     x_BLD = torch.randn(2, 8, HIDDEN, generator=generator)
     ids_BL = torch.randint(0, 64, (2, 8), generator=generator)
@@ -138,26 +139,26 @@ def test_moe_layer_grouped_mm_matches_loop(router):
             assert rel_error(fast[name], expected) <= TOLERANCE, name
 
 
-def test_auto_dispatch_uses_grouped_mm_on_aligned_shapes():
-    """dispatch='auto' picks grouped_mm when every row is a multiple of 16 bytes."""
+def test_auto_kernel_uses_grouped_mm_on_aligned_shapes():
+    """expert_kernel='auto' picks grouped_mm when every row is a multiple of 16 bytes."""
     assert use_grouped_mm("auto", torch.zeros(3, HIDDEN), torch.zeros(N_EXPERTS, 2 * WIDTH, HIDDEN))
 
 
 @pytest.mark.parametrize("width,hidden", [(6, 16), (8, 18)])
-def test_auto_dispatch_falls_back_to_loop_on_unaligned_shapes(width, hidden):
-    """dispatch='auto' picks the loop when the expert width or hidden size rows are not 16-byte aligned."""
+def test_auto_kernel_falls_back_to_loop_on_unaligned_shapes(width, hidden):
+    """expert_kernel='auto' picks the loop when the expert width or hidden size rows are not 16-byte aligned."""
     assert not use_grouped_mm("auto", torch.zeros(3, hidden), torch.zeros(N_EXPERTS, 2 * width, hidden))
 
 
-def test_forced_grouped_mm_on_unaligned_shapes_raises_naming_dispatch():
-    """dispatch='grouped_mm' on unaligned shapes raises a ValueError that names the dispatch field."""
+def test_forced_grouped_mm_on_unaligned_shapes_raises_naming_expert_kernel():
+    """expert_kernel='grouped_mm' on unaligned shapes raises a ValueError that names the field."""
     layer = moe_layer("softmax_topk", "grouped_mm", moe_intermediate_size=6)
-    with pytest.raises(ValueError, match="dispatch='grouped_mm'"):
+    with pytest.raises(ValueError, match="expert_kernel='grouped_mm'"):
         layer(torch.randn(1, 4, HIDDEN), torch.zeros(1, 4, dtype=torch.long))
 
 
-def test_auto_dispatch_on_unaligned_layer_equals_loop():
-    """A MoE layer with unaligned experts and dispatch='auto' runs and gives the loop's output."""
+def test_auto_kernel_on_unaligned_layer_equals_loop():
+    """A MoE layer with unaligned experts and expert_kernel='auto' runs and gives the loop's output."""
     x_BLD, ids_BL = torch.randn(2, 4, HIDDEN), torch.zeros(2, 4, dtype=torch.long)
     auto, _, _ = moe_layer("softmax_topk", "auto", moe_intermediate_size=6)(x_BLD, ids_BL)
     loop, _, _ = moe_layer("softmax_topk", "loop", moe_intermediate_size=6)(x_BLD, ids_BL)
