@@ -7,7 +7,7 @@ from dsmoe import ModelConfig
 from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.runs.checkpoint import save_checkpoint
 from dsmoe.runs.layout import RunDir
-from dsmoe.runs.loading import load_checkpoint_model
+from dsmoe.runs.open_run import load_checkpoint_model
 from dsmoe.runs.run_config import RunConfig
 from dsmoe.train.resume import saved_config
 
