@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from dsmoe.registry import ROUTERS
 from dsmoe.routers.base import Router, Routing
 from dsmoe.routers.device_dropping import drop_over_device_capacity
 from dsmoe.routers.grouping import limit_to_groups
@@ -12,6 +13,8 @@ from dsmoe.routers.token_choice import normalise_and_scale, token_choice_routing
 
 class SoftmaxTopKRouter(Router):
     """s_{i,t} = Softmax_i(u_t^T e_i); g_{i,t} = s_{i,t} if s_{i,t} in TopK(s_t, K') else 0."""
+
+    traits = ROUTERS.traits("softmax_topk")
 
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing:
         logits_TE = self.logits(x_TD)
