@@ -5,6 +5,7 @@ of group_score and norm_topk_prob, and the model read those traits; what they ex
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -55,7 +56,7 @@ def test_the_config_accepts_its_groups_and_takes_its_defaults():
     cfg = config()
     assert (cfg.n_group, cfg.group_score_rule, cfg.group_score_size) == (4, "topk_sum", 2)
     assert cfg.norm_topk_prob is True and cfg.to_dict()["norm_topk_prob"] is None
-    assert cfg.replace(router="softmax_topk").norm_topk_prob is False  # derived again, from its traits
+    assert dataclasses.replace(cfg, router="softmax_topk").norm_topk_prob is False  # derived again, from its traits
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -10,16 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsmoe.config.derived import derive_unset_fields, undo_copied_derivations
 from dsmoe.config.model_checks import YARN_FIELDS, validate
 from dsmoe.registry import ROUTERS
 from dsmoe.structured_files import read_table
-
-DERIVED_FIELDS = ("n_kv_heads", "head_dim", "norm_topk_prob")  # None = derived; kept None by to_dict, replace, save
 
 
 @dataclass
 class ModelConfig:
     """Configuration of a DeepSeekMoE decoder-only language model.
+
+    n_kv_heads, head_dim and norm_topk_prob left None are derived (their names: `derived_fields`): they read as
+    their derived values, stay None in to_dict and save, and are derived afresh in a copy (replace, and
+    dataclasses.replace too) unless the copy is given a value of its own.
 
     Sizes
         vocab_size: number of token ids. Default 4096.
@@ -230,14 +233,9 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        undo_copied_derivations(self)
         validate(self)
-        self._derived = {name for name in DERIVED_FIELDS if getattr(self, name) is None}
-        if self.n_kv_heads is None:
-            self.n_kv_heads = self.n_heads
-        if self.head_dim is None:
-            self.head_dim = self.hidden_size // self.n_heads
-        if self.norm_topk_prob is None:
-            self.norm_topk_prob = ROUTERS.traits(self.router).renormalises
+        self.derived_fields = derive_unset_fields(self)
         if self.moe_layer_indices is not None:
             self.moe_layer_indices = sorted(self.moe_layer_indices)
 
@@ -289,7 +287,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Field values as given: derived fields that were left unset stay None."""
         values = dataclasses.asdict(self)
-        return {k: None if k in self._derived else v for k, v in values.items()}
+        return {k: None if k in self.derived_fields else v for k, v in values.items()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
