@@ -25,7 +25,8 @@ INVALID = {
                                     group_score="top2_sum"), "n_group=4 leaves < 2 experts per group"),
     "group_score_without_groups": (dict(group_score="max"), "group_score='max' has no effect unless n_group > 1"),
     "device_dropping_other_router": (dict(router="expert_choice", device_capacity_factor=1.0),
-                                     "device_capacity_factor=1.0 needs router softmax_topk or sigmoid_topk"),
+                                     "device_capacity_factor=1.0 needs a router with device-level token dropping "
+                                     "(softmax_topk, sigmoid_topk), not 'expert_choice'"),
     "device_capacity_factor_zero": (dict(device_capacity_factor=0.0),
                                     "device_capacity_factor=0.0 must be a number > 0 (or unset)"),
     "capacity_factor_zero": (dict(capacity_factor=0.0), "capacity_factor=0.0 must be a number > 0"),
@@ -75,8 +76,8 @@ def test_a_router_registered_later_is_a_valid_choice():
 @pytest.mark.parametrize("router, top_k", [("noisy_topk", 2), ("switch", 1), ("gshard", 2), ("hash", 2),
                                            ("expert_choice", 2), ("soft_moe", 2)])
 def test_expert_groups_need_a_softmax_or_sigmoid_router(router, top_k):
-    with pytest.raises(ValueError, match=re.escape(f"n_group=2 > 1 needs router softmax_topk or sigmoid_topk, "
-                                                   f"not {router!r}")):
+    with pytest.raises(ValueError, match=re.escape(f"n_group=2 > 1 needs a group-limited router (softmax_topk, "
+                                                   f"sigmoid_topk), not {router!r}")):
         ModelConfig(router=router, n_activated_experts=top_k, n_group=2, topk_group=1)
 
 

@@ -32,7 +32,7 @@ def fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return tokens[:, :-1], tokens[:, 1:]
 
 
-@pytest.mark.parametrize("name", [name for name, cls in ROUTERS.items() if cls.has_gate])
+@pytest.mark.parametrize("name", ROUTERS.having(lambda traits: traits.has_gate))
 def test_gate_receives_gradient(name):
     """The LM loss backpropagates into every MoE layer's router gate weight."""
     model = tiny_model(name)

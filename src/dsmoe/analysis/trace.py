@@ -16,7 +16,7 @@ On disk, a directory TRACE/ that numpy alone reads (np.load(path, mmap_mode="r")
 
 The arrays are memory-mapped files sized up front and filled batch by batch, so recording a large corpus takes
 no more RAM than a small one. The routers are observed by forward hooks registered from here and removed after:
-the model knows nothing of tracing. Token-choice routers only (Router.token_choice).
+the model knows nothing of tracing. Token-choice routers only (RouterTraits.token_choice).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dsmoe.analysis.hooks import hooked
-from dsmoe.routers import Routing
+from dsmoe.routers import ROUTERS, Routing
 
 FORMAT = 1
 META = "meta.json"
@@ -107,9 +107,10 @@ def moe_routers(model: nn.Module) -> dict[int, nn.Module]:
     """The router of each MoE layer by layer index; refuses routers whose tokens do not choose experts."""
     routers = {index: block.ffn.router for index, block in enumerate(model.layers) if block.is_moe}
     name = model.config.router
-    if any(not router.token_choice for router in routers.values()):
+    if any(not router.traits.token_choice for router in routers.values()):
         raise ValueError(f"router={name!r} is not a token-choice router: a routing trace records each token's "
-                         "top_k experts, which only token-choice routers choose (not soft_moe or expert_choice)")
+                         f"top_k experts, which only token-choice routers choose (not "
+                         f"{', '.join(ROUTERS.having(lambda traits: not traits.token_choice))})")
     return routers
 
 
@@ -140,7 +141,7 @@ def record_trace(model: nn.Module, domain_tokens: dict[str, np.ndarray], seq_len
         raise ValueError(f"no domain has seq_len={seq_len} tokens: nothing to trace")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entropy = all(router.has_gate for router in routers.values())
+    entropy = all(router.traits.has_gate for router in routers.values())
     arrays = open_arrays(out_dir, list(routers), len(windows) * seq_len, top_k, entropy)
     caught: dict[int, tuple[Routing, torch.Tensor | None]] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dsmoe.field_rules import (
@@ -17,7 +18,7 @@ from dsmoe.field_rules import (
     choice,
     optional,
 )
-from dsmoe.registry import ROUTERS
+from dsmoe.registry import ROUTERS, RouterTraits
 
 if TYPE_CHECKING:  # the config imports this module: the ground floor imports nothing above it
     from dsmoe.config import ModelConfig
@@ -26,7 +27,6 @@ YARN_FIELDS = ("rope_scaling_factor", "rope_original_max_position_embeddings", "
                "rope_mscale", "rope_mscale_all_dim")  # used only when rope_scaling_type="yarn"
 BALANCE_SCOPES = ("micro_batch", "sequence", "global_batch")  # the tokens whose counts give f_i (see ModelConfig)
 GROUP_SCORES = ("max", "top2_sum", "topk_sum")  # how a group-limited router scores a group (see ModelConfig)
-ROUTER_GROUP_SCORES = {"softmax_topk": "max", "sigmoid_topk": "top2_sum"}  # the group-limiting routers' own rule
 
 FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-field rules follow
     # sizes
@@ -66,6 +66,11 @@ FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-fie
 
 def _fail(name: str, value, rule: str) -> None:
     raise FieldError(name, value, rule)
+
+
+def _routers_that(trait: Callable[[RouterTraits], object]) -> str:
+    """The registered routers having a trait, for a message: "softmax_topk, sigmoid_topk"."""
+    return ", ".join(ROUTERS.having(trait))
 
 
 def _check_attention(cfg: "ModelConfig") -> None:
@@ -120,10 +125,10 @@ def _check_experts(cfg: "ModelConfig") -> None:
         return
     if cfg.n_activated_experts > cfg.n_routed_experts:
         _fail("n_activated_experts", cfg.n_activated_experts, f"exceeds n_routed_experts={cfg.n_routed_experts} (must be <= it)")
-    if cfg.router == "switch" and cfg.n_activated_experts != 1:
-        _fail("n_activated_experts", cfg.n_activated_experts, "must be 1 for router='switch' (top-1 routing)")
-    if cfg.router == "gshard" and cfg.n_activated_experts != 2:
-        _fail("n_activated_experts", cfg.n_activated_experts, "must be 2 for router='gshard' (top-2 routing)")
+    top_k = ROUTERS.traits(cfg.router).fixed_top_k
+    if top_k is not None and cfg.n_activated_experts != top_k:
+        _fail("n_activated_experts", cfg.n_activated_experts, f"must be {top_k} for router={cfg.router!r} "
+              f"(top-{top_k} routing)")
     _check_groups(cfg)
 
 
@@ -132,9 +137,11 @@ def _check_groups(cfg: "ModelConfig") -> None:
         _fail("n_routed_experts", cfg.n_routed_experts, f"is not divisible by n_group={cfg.n_group}")
     if cfg.topk_group > cfg.n_group:
         _fail("topk_group", cfg.topk_group, f"exceeds n_group={cfg.n_group} (must be <= it)")
+    traits = ROUTERS.traits(cfg.router)
     if cfg.n_group > 1:
-        if cfg.router not in ("softmax_topk", "sigmoid_topk"):
-            _fail("n_group", cfg.n_group, f"> 1 needs router softmax_topk or sigmoid_topk, not {cfg.router!r}")
+        if not traits.group_limited:
+            _fail("n_group", cfg.n_group, f"> 1 needs a group-limited router "
+                  f"({_routers_that(lambda t: t.group_limited)}), not {cfg.router!r}")
         reachable = cfg.topk_group * (cfg.n_routed_experts // cfg.n_group)
         if cfg.n_activated_experts > reachable:
             _fail("n_activated_experts", cfg.n_activated_experts, f"exceeds the {reachable} experts in topk_group={cfg.topk_group} groups")
@@ -146,9 +153,9 @@ def _check_groups(cfg: "ModelConfig") -> None:
         _fail("group_score", cfg.group_score, "has no effect unless n_group > 1")
     if cfg.n_routed_experts % cfg.n_devices != 0:
         _fail("n_devices", cfg.n_devices, f"does not divide n_routed_experts={cfg.n_routed_experts}")
-    if cfg.device_capacity_factor is not None and cfg.router not in ROUTER_GROUP_SCORES:
-        _fail("device_capacity_factor", cfg.device_capacity_factor,
-              f"needs router softmax_topk or sigmoid_topk, not {cfg.router!r} (device-level token dropping)")
+    if cfg.device_capacity_factor is not None and not traits.device_dropping:
+        _fail("device_capacity_factor", cfg.device_capacity_factor, f"needs a router with device-level token "
+              f"dropping ({_routers_that(lambda t: t.device_dropping)}), not {cfg.router!r}")
 
 
 def _check_layers(cfg: "ModelConfig") -> None:
@@ -168,7 +175,8 @@ def _check_balance(cfg: "ModelConfig") -> None:
     if cfg.comm_balance_alpha > 0 and not cfg.n_group == cfg.n_devices > 1:
         _fail("comm_balance_alpha", cfg.comm_balance_alpha, "needs n_group = n_devices > 1 (the groups are the "
               f"devices a token is sent to), not n_group={cfg.n_group}, n_devices={cfg.n_devices}")
-    if cfg.router != "noisy_topk" or cfg.noisy_topk_balance != "importance_load" or cfg.n_routed_experts == 0:
+    reads_it = ROUTERS.traits(cfg.router).importance_load_balance
+    if not reads_it or cfg.noisy_topk_balance != "importance_load" or cfg.n_routed_experts == 0:
         return
     if cfg.balance_scope != "micro_batch":
         _fail("balance_scope", cfg.balance_scope, "must be 'micro_batch' with noisy_topk_balance='importance_load' "

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsmoe.config.model_checks import ROUTER_GROUP_SCORES, validate
+from dsmoe.config.derived import derive_unset_fields, undo_copied_derivations
+from dsmoe.config.model_checks import validate
+from dsmoe.registry import ROUTERS
 from dsmoe.structured_files import read_table
 
-DERIVED_FIELDS = ("n_kv_heads", "head_dim", "norm_topk_prob")  # None = derived; kept None by to_dict, replace, save
-RENORMALISING_ROUTERS = ("sigmoid_topk",)  # norm_topk_prob=None: True for these routers, False for the others
 RENAMED_FIELDS = {"dispatch": "expert_kernel"}  # old name -> new name: configs and checkpoints saved before still load
 
 
@@ -37,6 +37,10 @@ def read_renamed_fields(values: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class ModelConfig:
     """Configuration of a DeepSeekMoE decoder-only language model.
+
+    n_kv_heads, head_dim and norm_topk_prob left None are derived (their names: `derived_fields`): they read as
+    their derived values, stay None in to_dict and save, and are derived afresh in a copy (replace, and
+    dataclasses.replace too) unless the copy is given a value of its own.
 
     Sizes
         vocab_size: number of token ids. Default 4096.
@@ -107,11 +111,11 @@ class ModelConfig:
         router: name of the router in `dsmoe.routers.ROUTERS` (softmax_topk, sigmoid_topk,
             noisy_topk, switch, gshard, hash, expert_choice, soft_moe). Default "softmax_topk".
         norm_topk_prob: renormalise the top-k combine weights to sum to 1. Default None: the router's paper's
-            choice, True for sigmoid_topk (DeepSeek-V3 Eq. 13 divides the chosen sigmoid scores by their sum),
-            False for softmax_topk (DeepSeekMoE Eq. 3-5 and DeepSeek-V2 gate with the softmax scores as they
-            are) and for noisy_topk, switch, gshard, hash, expert_choice and soft_moe, which do not read it
-            (each weights its experts as its own paper does). Mixtral's softmax over the top-k logits is
-            softmax_topk with norm_topk_prob=True (the two are equal).
+            choice (its RouterTraits.renormalises), True for sigmoid_topk (DeepSeek-V3 Eq. 13 divides the chosen
+            sigmoid scores by their sum), False for softmax_topk (DeepSeekMoE Eq. 3-5 and DeepSeek-V2 gate with
+            the softmax scores as they are) and for noisy_topk, switch, gshard, hash, expert_choice and soft_moe,
+            which do not read it (each weights its experts as its own paper does). Mixtral's softmax over the
+            top-k logits is softmax_topk with norm_topk_prob=True (the two are equal).
         routed_scaling_factor: multiplies the routed combine weights, after any renormalisation
             (DeepSeek-V3: 2.5; DeepSeek-V2: 16.0 without renormalisation). Default 1.0.
         n_group: expert groups for group-/device-limited routing (DeepSeek-V2 Sec. 2.2.2,
@@ -124,12 +128,14 @@ class ModelConfig:
             DeepSeek-V3's code and transformers' noaux_tc) or "topk_sum" (n = ceil(K_r / M) with
             K_r = n_activated_experts and M = topk_group: DeepSeek-V3 Sec. 2.1.2's node-limited routing, "the
             sum of the highest K_r/M affinity scores of the experts distributed on each node"). Only with
-            n_group > 1. Default None: the router's own rule, "max" for softmax_topk, "top2_sum" for sigmoid_topk.
+            n_group > 1. Default None: the router's own rule (its RouterTraits.group_score), "max" for
+            softmax_topk, "top2_sum" for sigmoid_topk.
         device_capacity_factor: device-level token dropping in training (DeepSeek-V2 Sec. 2.2.3): each of the
             n_devices groups of consecutive experts keeps at most ceil(device_capacity_factor * T * K' /
             n_devices) of the T * K' token-expert pairs of a forward (its average budget times the factor; the
             paper uses 1.0), dropping its lowest-affinity pairs beyond that; evaluation never drops. Dropped
-            pairs are counted in RouterStats.dropped_tokens. softmax_topk and sigmoid_topk only. Default None (off).
+            pairs are counted in RouterStats.dropped_tokens. Routers with RouterTraits.device_dropping only
+            (softmax_topk, sigmoid_topk). Default None (off).
         never_drop_share: the share of training sequences whose pairs are never dropped by device_capacity_factor
             (DeepSeek-V2 Sec. 2.2.3: "approximately 10%"). A sequence is protected when a fixed random hash of
             its token ids, mapped to [0, 1), is below this share: the same sequences in every layer and every
@@ -246,14 +252,9 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        undo_copied_derivations(self)
         validate(self)
-        self._derived = {name for name in DERIVED_FIELDS if getattr(self, name) is None}
-        if self.n_kv_heads is None:
-            self.n_kv_heads = self.n_heads
-        if self.head_dim is None:
-            self.head_dim = self.hidden_size // self.n_heads
-        if self.norm_topk_prob is None:
-            self.norm_topk_prob = self.router in RENORMALISING_ROUTERS
+        self.derived_fields = derive_unset_fields(self)
         if self.moe_layer_indices is not None:
             self.moe_layer_indices = sorted(self.moe_layer_indices)
 
@@ -285,7 +286,7 @@ class ModelConfig:
     @property
     def group_score_rule(self) -> str:
         """group_score, or the router's own rule when it is unset."""
-        return self.group_score or ROUTER_GROUP_SCORES.get(self.router, "max")
+        return self.group_score or ROUTERS.traits(self.router).group_score or "max"
 
     @property
     def group_score_size(self) -> int:
@@ -305,7 +306,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Field values as given: derived fields that were left unset stay None."""
         values = dataclasses.asdict(self)
-        return {k: None if k in self._derived else v for k, v in values.items()}
+        return {k: None if k in self.derived_fields else v for k, v in values.items()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":

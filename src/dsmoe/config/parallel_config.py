@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 from dsmoe.config.model_config import ModelConfig
 from dsmoe.field_rules import POSITIVE, POSITIVE_INT, check_fields
-
-SLOT_ROUTERS = ("soft_moe",)  # routers whose experts read mixed slots, not tokens
-
+from dsmoe.registry import ROUTERS
 
 FIELD_RULES = dict(ep=POSITIVE_INT, dp=POSITIVE_INT, timeout_s=POSITIVE)
 
@@ -46,7 +44,7 @@ def check_layout(parallel: ParallelConfig, model: ModelConfig, batch_size: int) 
     if model.moe_layers and model.n_routed_experts % ep:
         raise ValueError(f"parallel.ep={ep} does not divide model.n_routed_experts={model.n_routed_experts} (each "
                          "ep rank holds n_routed_experts / ep consecutive experts)")
-    if ep > 1 and model.moe_layers and model.router in SLOT_ROUTERS:
+    if ep > 1 and model.moe_layers and ROUTERS.traits(model.router).slot_based:
         raise ValueError(f"model.router={model.router!r} cannot run expert-parallel (parallel.ep={ep}): its slots "
                          "mix every token of a sequence, so there are no token-expert pairs to send; use ep=1")
     if ep > 1 and model.n_devices > 1 and model.n_devices != ep:

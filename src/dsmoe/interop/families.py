@@ -31,6 +31,7 @@ from dsmoe.interop.config_qwen import (
 from dsmoe.interop.deepseek_remote import DEEPSEEK_DEFAULTS, deepseek_to_dsmoe
 from dsmoe.interop.hf_config import HFConfig
 from dsmoe.interop.keys import KeyNames
+from dsmoe.registry import ROUTERS
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def get_family(model_type: str | None) -> Family:
 def natural_family(config: ModelConfig) -> str:
     """The transformers family closest to `config` (it may still not fit; hf_config then names the field)."""
     if config.attention == "mla":
-        return "deepseek_v2" if config.router == "softmax_topk" else "deepseek_v3"
+        return "deepseek_v2" if ROUTERS.traits(config.router).scoring_func == "softmax" else "deepseek_v3"
     by_attention = {"head": "qwen3_moe", "full": "olmoe"}.get(config.qk_norm)
     if by_attention:
         return by_attention

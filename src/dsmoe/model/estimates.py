@@ -127,7 +127,7 @@ def matmul_weights_per_token(model: nn.Module, config: ModelConfig) -> int:
             count = module.weight.numel()
         elif isinstance(module, RoutedExperts):  # only K' of the N' stacked experts see a token
             count = sum(p.numel() for p in module.parameters()) * config.n_activated_experts // config.n_routed_experts
-        elif isinstance(module, Router) and module.has_gate:  # the gate [E, D]; noisy_topk's noise is training-only
+        elif isinstance(module, Router) and module.traits.has_gate:  # the gate [E, D]; noisy_topk's noise is training-only
             count = module.weight.numel()
         else:
             continue
@@ -187,7 +187,7 @@ def moe_activation_bytes(moe: MoE, tokens: int, top_k: int, element_bytes: int) 
     _, hidden, width = moe.experts.down_proj.shape
     routed = tokens * top_k * (hidden + 3 * width)
     shared = swiglu_activation_elements(moe.shared_experts, tokens) if moe.shared_experts is not None else 0
-    gate_rows = moe.router.weight.shape[0] if moe.router.has_gate else 0
+    gate_rows = moe.router.weight.shape[0] if moe.router.traits.has_gate else 0
     return (routed + shared) * element_bytes + 2 * tokens * gate_rows * FP32_BYTES
 
 

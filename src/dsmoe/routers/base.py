@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from dsmoe.config import ModelConfig
+from dsmoe.registry import RouterTraits
 
 
 @dataclass
@@ -55,6 +56,9 @@ class SoftRouting:
 class Router(nn.Module, ABC):
     """Base class: holds the gate weight [E, D] (DeepSeek's `gate.weight`) and computes fp32 logits.
 
+    `traits` say what the router is to the code outside dsmoe.routers (validation, the parallel layout, interop,
+    the analyses); a built-in router's are its line in dsmoe.registry.ROUTERS.
+
     A router owns its state, and says through these methods what the rest of the library must do with it:
     init_weights (its rows of the one init table, dsmoe.model.init), pending_statistics / apply_step_update /
     discard_step (what it accumulates over an optimizer step and applies after it, see step_updates.py),
@@ -64,8 +68,7 @@ class Router(nn.Module, ABC):
     HF_TENSOR_NAMES (which of its checkpoint tensors a Hugging Face checkpoint holds, and under what name).
     """
 
-    has_gate: bool = True
-    token_choice: bool = True  # each token picks at most top_k experts (what a routing trace records)
+    traits: ClassVar[RouterTraits] = RouterTraits()
     HF_TENSOR_NAMES: ClassVar[dict[str, str]] = {"weight": "weight"}  # own state-dict name -> name under `gate.`
 
     def __init__(self, config: ModelConfig):
@@ -77,7 +80,7 @@ class Router(nn.Module, ABC):
         self.global_counts_E: torch.Tensor | None = None
         self.disabled_E: torch.Tensor | None = None  # [E] bool, set by disable_experts; not part of the state
         self.register_forward_hook(add_global_counts)
-        if self.has_gate:
+        if self.traits.has_gate:
             self.weight = nn.Parameter(torch.empty(self.gate_rows(config), config.hidden_size))
 
     @staticmethod
@@ -100,7 +103,7 @@ class Router(nn.Module, ABC):
         """From now on no token chooses these experts and each picks its top-K among the others (DeepSeekMoE
         Sec. 4.5's probe; pruning); [] enables every expert again. Token-choice routers with a gate only."""
         name, unique = type(self).__name__, sorted(set(experts))
-        if unique and not (self.has_gate and self.token_choice):
+        if unique and not (self.traits.has_gate and self.traits.token_choice):
             raise ValueError(f"{name} cannot disable experts ({len(unique)} asked): only token-choice routers "
                              "with a gate choose by scores that can exclude an expert")
         outside = [e for e in unique if not 0 <= e < self.n_experts]
@@ -133,7 +136,7 @@ class Router(nn.Module, ABC):
     @torch.no_grad()
     def init_weights(self, std: float) -> None:
         """The gate weight ~ N(0, std); routers with more state extend this."""
-        if self.has_gate:
+        if self.traits.has_gate:
             nn.init.normal_(self.weight, std=std)
 
     def pending_statistics(self) -> list[torch.Tensor]:

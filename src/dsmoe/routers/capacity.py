@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from dsmoe.registry import ROUTERS
 from dsmoe.routers.balance import balance_losses, choice_counts
 from dsmoe.routers.base import Router, Routing, RouterStats, count_per_expert, topk_pairs
 
@@ -60,6 +61,8 @@ class CapacityRouter(Router):
 class SwitchRouter(CapacityRouter):
     """Switch Transformer: top-1, gate = the chosen expert's softmax probability (Eq. 2)."""
 
+    traits = ROUTERS.traits("switch")
+
 
 class GShardRouter(CapacityRouter):
     """GShard top-2: gates renormalised over the two choices; in training the second expert is used
@@ -69,6 +72,8 @@ class GShardRouter(CapacityRouter):
     the gates): alpha * sum_e f_e P_e with f_e = E * ce_e and P_e = me_e is alpha * E^2 * mean_e(ce_e me_e),
     exactly fairseq's and DeepSpeed's top2gating l_aux (mean(me * ce) * E * E) times alpha, 1 * alpha under
     uniform routing; the paper's own (1/E) sum_e ce_e me_e is that over E^2."""
+
+    traits = ROUTERS.traits("gshard")
 
     def combine_weights(self, top_probs_TK: torch.Tensor) -> torch.Tensor:
         return top_probs_TK / top_probs_TK.sum(dim=-1, keepdim=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from dsmoe.registry import ROUTERS
 from dsmoe.routers.balance import z_loss
 from dsmoe.routers.base import Router, Routing, RouterStats
 from dsmoe.routers.capacity import expert_capacity
@@ -18,7 +19,7 @@ class ExpertChoiceRouter(Router):
     with C = ceil(capacity_factor * T * k / E) (Zhou et al. Eq. 1). Balanced by construction: no
     balance loss; tokens picked by no expert are reported as dropped."""
 
-    token_choice = False
+    traits = ROUTERS.traits("expert_choice")
 
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing:
         logits_TE = self.logits(x_TD)

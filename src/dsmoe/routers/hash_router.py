@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dsmoe.config import ModelConfig
+from dsmoe.registry import ROUTERS
 from dsmoe.routers.base import Router, Routing, RouterStats, count_per_expert, no_drops, topk_pairs
 
 HASH_SEED = 1234
@@ -17,7 +18,7 @@ class HashRouter(Router):
     identically; it is a non-persistent buffer rebuilt at construction.
     """
 
-    has_gate = False
+    traits = ROUTERS.traits("hash")
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from dsmoe.config import ModelConfig
+from dsmoe.registry import ROUTERS
 from dsmoe.routers.base import Router, Routing
 from dsmoe.routers.importance_load import importance_load_losses
 from dsmoe.routers.softmax_topk import token_choice_routing
@@ -17,6 +18,8 @@ class NoisyTopKRouter(Router):
     Noise is added in training only. Balance: the paper's importance and load losses (importance_load.py) with
     noisy_topk_balance="importance_load", or the expert-level loss with P_i from Softmax(H(x)) over all experts.
     """
+
+    traits = ROUTERS.traits("noisy_topk")
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

@@ -7,6 +7,7 @@ from typing import ClassVar
 import torch
 
 from dsmoe.config import ModelConfig
+from dsmoe.registry import ROUTERS
 from dsmoe.routers.base import Router, Routing
 from dsmoe.routers.device_dropping import drop_over_device_capacity
 from dsmoe.routers.softmax_topk import limit_to_groups, normalise_and_scale, token_choice_routing
@@ -24,6 +25,7 @@ class SigmoidTopKRouter(Router):
     leaves the update unchanged.
     """
 
+    traits = ROUTERS.traits("sigmoid_topk")
     HF_TENSOR_NAMES: ClassVar[dict[str, str]] = {"weight": "weight", "expert_bias": "e_score_correction_bias"}
 
     def __init__(self, config: ModelConfig):

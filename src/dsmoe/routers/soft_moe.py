@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from dsmoe.config import ModelConfig
+from dsmoe.registry import ROUTERS
 from dsmoe.routers.base import Router, RouterStats, SoftRouting, no_drops
 
 
@@ -16,7 +17,7 @@ class SoftMoERouter(Router):
     """Logits = X Phi with Phi [D, E * p]; D = softmax over tokens (Eq. 1), C = softmax over slots
     (Eq. 3), per sequence. p = config.slots_per_expert matches top-k FLOPs at max_seq_len."""
 
-    token_choice = False
+    traits = ROUTERS.traits("soft_moe")
 
     @staticmethod
     def gate_rows(config: ModelConfig) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from dsmoe.config import ModelConfig
+from dsmoe.registry import ROUTERS
 from dsmoe.routers.balance import balance_losses, choice_counts
 from dsmoe.routers.base import Router, Routing, RouterStats, count_per_expert, no_drops, topk_pairs
 from dsmoe.routers.device_dropping import drop_over_device_capacity
@@ -14,6 +15,8 @@ from dsmoe.routers.device_dropping import drop_over_device_capacity
 
 class SoftmaxTopKRouter(Router):
     """s_{i,t} = Softmax_i(u_t^T e_i); g_{i,t} = s_{i,t} if s_{i,t} in TopK(s_t, K') else 0."""
+
+    traits = ROUTERS.traits("softmax_topk")
 
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing:
         logits_TE = self.logits(x_TD)
