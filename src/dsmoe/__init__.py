@@ -1,4 +1,7 @@
-"""dsmoe: DeepSeekMoE-style Mixture-of-Experts language models, exact, fast and inspectable."""
+"""dsmoe: DeepSeekMoE-style Mixture-of-Experts language models, exact, fast and inspectable.
+
+Tensor names end in their shape (`x_TD`: tokens by hidden width); docs/CONVENTIONS.md is the legend of the letters.
+"""
 
 from dsmoe import presets
 from dsmoe.compat import DeepSeekMoEConfig, DeepSeekMoEModel, HybridMoETransformerLM, MoETransformerLM

@@ -32,17 +32,17 @@ def similarity_summary(similarity_EE: np.ndarray) -> dict:
 
 
 @torch.no_grad()
-def every_expert_on(moe: nn.Module, x_ND: torch.Tensor) -> torch.Tensor:
-    """[E, N, D]: each routed expert's output on every row of x_ND, unweighted, through the layer's own kernel."""
+def every_expert_on(moe: nn.Module, x_RD: torch.Tensor) -> torch.Tensor:
+    """[E, R, D]: each routed expert's output on every row of x_RD, unweighted, through the layer's own kernel."""
     n_experts = moe.experts.gate_up_proj.shape[0]
-    batch = ExpertBatch.equal_blocks(x_ND.unsqueeze(0).expand(n_experts, -1, -1).contiguous())
-    return moe.experts(batch).view(n_experts, *x_ND.shape)
+    batch = ExpertBatch.equal_blocks(x_RD.unsqueeze(0).expand(n_experts, -1, -1).contiguous())
+    return moe.experts(batch).view(n_experts, *x_RD.shape)
 
 
-def expert_output_similarity(moe: nn.Module, x_ND: torch.Tensor) -> np.ndarray:
-    """[E, E]: the mean over the N inputs of the cosine similarity between two experts' outputs."""
-    unit_END = torch.nn.functional.normalize(every_expert_on(moe, x_ND).double(), dim=-1)
-    return torch.einsum("and,bnd->ab", unit_END, unit_END).div(len(x_ND)).numpy()
+def expert_output_similarity(moe: nn.Module, x_RD: torch.Tensor) -> np.ndarray:
+    """[E, E]: the mean over the R inputs of the cosine similarity between two experts' outputs."""
+    unit_ERD = torch.nn.functional.normalize(every_expert_on(moe, x_RD).double(), dim=-1)
+    return torch.einsum("ard,brd->ab", unit_ERD, unit_ERD).div(len(x_RD)).numpy()
 
 
 def expert_weight_similarity(moe: nn.Module) -> np.ndarray:
@@ -72,6 +72,6 @@ def moe_inputs(model: nn.Module, batches: Iterable[torch.Tensor], max_tokens: in
 def redundancy_numbers(model: nn.Module, batches: Iterable[torch.Tensor], max_tokens: int = 2048) -> dict[str, dict]:
     """{layer: {"outputs": summary, "weights": summary}} (see similarity_summary) for every MoE layer."""
     inputs = moe_inputs(model, batches, max_tokens)
-    return {str(index): {"outputs": similarity_summary(expert_output_similarity(model.layers[index].ffn, x_ND)),
+    return {str(index): {"outputs": similarity_summary(expert_output_similarity(model.layers[index].ffn, x_RD)),
                          "weights": similarity_summary(expert_weight_similarity(model.layers[index].ffn))}
-            for index, x_ND in inputs.items()}
+            for index, x_RD in inputs.items()}

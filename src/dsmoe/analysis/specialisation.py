@@ -22,8 +22,8 @@ def domain_expert_share(experts_TK: np.ndarray, domains_T: np.ndarray, n_domains
                         chunk_tokens: int = CHUNK_TOKENS) -> np.ndarray:
     """[n_domains, n_experts]: of each domain's kept pairs, the share sent to each expert (OLMoE's domain
     specialisation, Muennighoff et al. 2024 Sec. 5, with every top-k choice counted)."""
-    counts_DE = pair_counts(experts_TK, domains_T, n_domains, n_experts, chunk_tokens)
-    return shares(counts_DE, counts_DE.sum(axis=1, keepdims=True))
+    counts_AE = pair_counts(experts_TK, domains_T, n_domains, n_experts, chunk_tokens)
+    return shares(counts_AE, counts_AE.sum(axis=1, keepdims=True))
 
 
 ENTROPY_FLOOR = 1e-12  # nats: below it a distribution is one outcome
@@ -35,12 +35,12 @@ def entropy(probabilities: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def normalised_mutual_information(counts_DE: np.ndarray) -> float:
+def normalised_mutual_information(counts_AE: np.ndarray) -> float:
     """NMI(D; E) = I(D; E) / sqrt(H(D) H(E)) of the joint distribution of (domain, chosen expert) over pairs,
     the geometric-mean normalisation of Strehl & Ghosh 2002 (JMLR 3, eq. 2): 1 when each domain uses its own
     disjoint experts, 0 when the expert is independent of the domain. 0 when H(D) or H(E) is 0 (one domain or
     one expert: nothing to tell apart)."""
-    joint = counts_DE / counts_DE.sum()
+    joint = counts_AE / counts_AE.sum()
     h_domain, h_expert = entropy(joint.sum(axis=1)), entropy(joint.sum(axis=0))
     if h_domain < ENTROPY_FLOOR or h_expert < ENTROPY_FLOOR:  # a sum that rounds above 1 gives -2e-16, not 0
         return 0.0
@@ -54,12 +54,12 @@ def domain_expert_nmi(experts_TK: np.ndarray, domains_T: np.ndarray, n_domains: 
     return normalised_mutual_information(pair_counts(experts_TK, domains_T, n_domains, n_experts, chunk_tokens))
 
 
-def top_expert_share(counts_DE: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+def top_expert_share(counts_AE: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     """[n_domains]: share of each domain's pairs held by its ceil(fraction * E) most-used experts (0 for a
     domain without pairs)."""
-    n_top = math.ceil(fraction * counts_DE.shape[1])
-    top = -np.sort(-counts_DE, axis=1)[:, :n_top]
-    return shares(top.sum(axis=1), counts_DE.sum(axis=1))
+    n_top = math.ceil(fraction * counts_AE.shape[1])
+    top = -np.sort(-counts_AE, axis=1)[:, :n_top]
+    return shares(top.sum(axis=1), counts_AE.sum(axis=1))
 
 
 def token_occurrences(token_ids_T: np.ndarray, vocab_size: int, chunk_tokens: int = CHUNK_TOKENS) -> np.ndarray:

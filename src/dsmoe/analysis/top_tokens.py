@@ -11,12 +11,12 @@ import numpy as np
 from dsmoe.analysis.chunks import CHUNK_TOKENS, token_chunks
 
 
-def merge_top(best_W: np.ndarray, best_P: np.ndarray, weights: np.ndarray, positions: np.ndarray,
+def merge_top(best_weights: np.ndarray, best_positions: np.ndarray, weights: np.ndarray, positions: np.ndarray,
               top_n: int) -> tuple[np.ndarray, np.ndarray]:
     """The top_n (weight, position) of the running best and the new candidates, by weight then earlier position."""
-    all_W, all_P = np.concatenate([best_W, weights]), np.concatenate([best_P, positions])
-    order = np.lexsort((all_P, -all_W))[:top_n]
-    return all_W[order], all_P[order]
+    all_weights, all_positions = np.concatenate([best_weights, weights]), np.concatenate([best_positions, positions])
+    order = np.lexsort((all_positions, -all_weights))[:top_n]
+    return all_weights[order], all_positions[order]
 
 
 def highest_weight_positions(experts_TK: np.ndarray, weights_TK: np.ndarray, n_experts: int, top_n: int = 8,

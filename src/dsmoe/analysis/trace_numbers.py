@@ -31,8 +31,8 @@ def trace_numbers(trace: Trace, decode: Callable[[list[int]], str], vocab_size: 
 def layer_numbers(trace: Trace, layer: int, decode: Callable[[list[int]], str], occurrences_V: np.ndarray,
                   tokens_per_batch: int) -> dict:
     experts_TK, n_experts, domains = trace.experts(layer), trace.n_experts, trace.domain_names
-    counts_DE = pair_counts(experts_TK, trace.domains, len(domains), n_experts)
-    load_E = counts_DE.sum(axis=0)
+    counts_AE = pair_counts(experts_TK, trace.domains, len(domains), n_experts)
+    load_E = counts_AE.sum(axis=0)
     counts_VE = pair_counts(experts_TK, trace.token_ids, len(occurrences_V), n_experts)
     coactivation_EE = coactivation_counts(experts_TK, n_experts)
     vocabulary = vocabulary_specialisation(counts_VE, occurrences_V)
@@ -40,9 +40,9 @@ def layer_numbers(trace: Trace, layer: int, decode: Callable[[list[int]], str], 
         "load": {"tokens_per_expert": load_E.tolist(), **load_statistics(load_E),
                  "batch_max_vio": batch_max_vio(experts_TK, n_experts, tokens_per_batch),
                  "router_entropy": router_entropy_summary(trace.entropy(layer)) if trace.has_entropy else None},
-        "domains": {"names": domains, "share": shares(counts_DE, counts_DE.sum(axis=1, keepdims=True)).tolist(),
-                    "nmi": normalised_mutual_information(counts_DE),
-                    "top10_share": dict(zip(domains, top_expert_share(counts_DE).tolist()))},
+        "domains": {"names": domains, "share": shares(counts_AE, counts_AE.sum(axis=1, keepdims=True)).tolist(),
+                    "nmi": normalised_mutual_information(counts_AE),
+                    "top10_share": dict(zip(domains, top_expert_share(counts_AE).tolist()))},
         "vocabulary": {key: value.tolist() if isinstance(value, np.ndarray) else value
                        for key, value in vocabulary.items()},
         "experts": expert_profiles(trace, layer, decode, counts_VE, occurrences_V, load_E),

@@ -33,8 +33,8 @@ def _check_positive(**values: int) -> None:
 
 
 def _gather(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    windows_BT = tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64)
-    return torch.from_numpy(windows_BT[:, :-1].copy()), torch.from_numpy(windows_BT[:, 1:].copy())
+    windows_BL = tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64)
+    return torch.from_numpy(windows_BL[:, :-1].copy()), torch.from_numpy(windows_BL[:, 1:].copy())
 
 
 def _epoch_generator(seed: int, epoch: int, *stream: int) -> torch.Generator:

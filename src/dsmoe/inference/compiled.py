@@ -41,7 +41,7 @@ def compiled_decode_step(model: DeepSeekMoEForCausalLM) -> Callable[..., ModelOu
 def mark_batch_static(input_ids: torch.Tensor, attention_mask_BL: torch.Tensor | None, cache: KVCache) -> None:
     """Only the cache length is dynamic: with a static batch, the count of real tokens in a padded batch has a
     known bound, so the few-pairs expert path (dsmoe.kernels.pairwise) applies to padded steps too."""
-    tensors = [input_ids, attention_mask_BL, cache.real_BS, *cache.keys, *cache.values]
+    tensors = [input_ids, attention_mask_BL, cache.real_BM, *cache.keys, *cache.values]
     for tensor in tensors:
         if tensor is not None:
             torch._dynamo.mark_static(tensor, 0)

@@ -79,10 +79,10 @@ def fit_prompts(prompts: list[list[int]], sampling: SamplingConfig, max_seq_len:
 def sample_rows(logits_BV: torch.Tensor, rows: list[int], sampling: SamplingConfig,
                 generators: list[torch.Generator]) -> list[int]:
     """The next token of each of `rows`: greedy in one argmax, else each row drawn with its own generator."""
-    logits_RV = logits_BV[rows]
+    row_logits_BV = logits_BV[rows]
     if sampling.temperature == 0:
-        return logits_RV.argmax(dim=-1).tolist()
-    draws = [sample_next(logits_RV[i:i + 1], sampling.temperature, sampling.top_k, sampling.top_p, generators[row])
+        return row_logits_BV.argmax(dim=-1).tolist()
+    draws = [sample_next(row_logits_BV[i:i + 1], sampling.temperature, sampling.top_k, sampling.top_p, generators[row])
              for i, row in enumerate(rows)]
     return torch.cat(draws).tolist()
 

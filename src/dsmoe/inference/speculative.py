@@ -67,11 +67,11 @@ class MTPDrafter:
         if held != last - start:
             raise ValueError(f"the drafter holds hidden states of positions [0, {start + held}) but a sequence of "
                              f"{len(sequence)} tokens needs [0, {last}) (call extend after each main forward)")
-        cos_LD, sin_LD = self.model.rope_tables(start, last - start, None, self.pending_1LD.device)
+        cos_LU, sin_LU = self.model.rope_tables(start, last - start, None, self.pending_1LD.device)
         previous_1LD, drafts = self.pending_1LD, []
         for depth, (layer, cache) in enumerate(zip(self.model.mtp.layers, self.caches), start=1):
             next_ids_1L = torch.tensor([(sequence + drafts)[start + depth:last + depth]], device=previous_1LD.device)
-            previous_1LD, _ = layer(previous_1LD, self.model.embed_tokens(next_ids_1L), cos_LD, sin_LD, next_ids_1L,
+            previous_1LD, _ = layer(previous_1LD, self.model.embed_tokens(next_ids_1L), cos_LU, sin_LU, next_ids_1L,
                                     cache)
             cache.length += next_ids_1L.shape[1]
             drafts.append(int(self.model.lm_head(previous_1LD[0, -1]).argmax()))

@@ -22,17 +22,17 @@ def causal_mask(n_query: int, n_past: int, device: torch.device) -> torch.Tensor
     return query_pos >= torch.arange(n_past + n_query, device=device).unsqueeze(0)
 
 
-def causal_attention(q_BHLD: torch.Tensor, k_BHSD: torch.Tensor, v_BHSE: torch.Tensor, n_past: int,
-                     scale: float, visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
+def causal_attention(q_BHLJ: torch.Tensor, k_BHMJ: torch.Tensor, v_BHMW: torch.Tensor, n_past: int,
+                     scale: float, visible_B1LM: torch.Tensor | None = None) -> torch.Tensor:
     """softmax(scale * q k^T + causal mask) v, with fewer key/value heads shared by groups of query heads.
 
-    visible_B1LS: a padded batch's mask (dsmoe.model.padding.visible_keys), used instead of the causal one.
+    visible_B1LM: a padded batch's mask (dsmoe.model.padding.visible_keys), used instead of the causal one.
     """
-    seq_len = q_BHLD.shape[2]
-    mask = causal_mask(seq_len, n_past, q_BHLD.device) if visible_B1LS is None else visible_B1LS
-    return F.scaled_dot_product_attention(q_BHLD, k_BHSD, v_BHSE, attn_mask=mask,
+    seq_len = q_BHLJ.shape[2]
+    mask = causal_mask(seq_len, n_past, q_BHLJ.device) if visible_B1LM is None else visible_B1LM
+    return F.scaled_dot_product_attention(q_BHLJ, k_BHMJ, v_BHMW, attn_mask=mask,
                                           is_causal=mask is None and seq_len > 1, scale=scale,
-                                          enable_gqa=k_BHSD.shape[1] != q_BHLD.shape[1])
+                                          enable_gqa=k_BHMJ.shape[1] != q_BHLJ.shape[1])
 
 
 class Attention(nn.Module):
@@ -53,25 +53,25 @@ class Attention(nn.Module):
         self.softmax_scale = softmax_scale(config, self.head_dim)
 
     def heads(self, x_BLX: torch.Tensor, n_heads: int, norm: RMSNorm | None = None) -> torch.Tensor:
-        """[B, L, n_heads * head_dim] -> [B, n_heads, L, head_dim], normalised as qk_norm asks."""
+        """[B, L, X = n_heads * head_dim] -> [B, n_heads, L, head_dim], normalised as qk_norm asks."""
         if norm is not None and self.qk_norm == "full":
             x_BLX = norm(x_BLX)
-        x_BLHD = x_BLX.unflatten(-1, (n_heads, self.head_dim))
+        x_BLHJ = x_BLX.unflatten(-1, (n_heads, self.head_dim))
         if norm is not None and self.qk_norm == "head":
-            x_BLHD = norm(x_BLHD)
-        return x_BLHD.transpose(1, 2)
+            x_BLHJ = norm(x_BLHJ)
+        return x_BLHJ.transpose(1, 2)
 
-    def forward(self, x_BLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor,
-                cache: KVCache | None = None, visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
-        """cos_LD/sin_LD are [L, D], or [B, 1, L, D] when each row has its own positions (a padded batch)."""
+    def forward(self, x_BLD: torch.Tensor, cos_LU: torch.Tensor, sin_LU: torch.Tensor,
+                cache: KVCache | None = None, visible_B1LM: torch.Tensor | None = None) -> torch.Tensor:
+        """cos_LU/sin_LU are [L, U], or [B, 1, L, U] when each row has its own positions (a padded batch)."""
         batch, seq_len, _ = x_BLD.shape
         q = self.heads(self.q_proj(x_BLD), self.n_heads, self.q_norm)
         k = self.heads(self.k_proj(x_BLD), self.n_kv_heads, self.k_norm)
         v = self.heads(self.v_proj(x_BLD), self.n_kv_heads)
-        q, k = apply_rope(q, cos_LD, sin_LD, self.rope_interleave), apply_rope(k, cos_LD, sin_LD, self.rope_interleave)
+        q, k = apply_rope(q, cos_LU, sin_LU, self.rope_interleave), apply_rope(k, cos_LU, sin_LU, self.rope_interleave)
         n_past = 0
         if cache is not None:
             n_past = cache.length
             k, v = cache.update(self.layer_idx, k, v)
-        out = causal_attention(q, k, v, n_past, self.softmax_scale, visible_B1LS)
+        out = causal_attention(q, k, v, n_past, self.softmax_scale, visible_B1LM)
         return self.o_proj(out.transpose(1, 2).reshape(batch, seq_len, -1))

@@ -28,11 +28,11 @@ class DecoderBlock(nn.Module):
         self.ffn = MoE(config) if self.is_moe else SwiGLU(config.hidden_size, config.intermediate_size)
         self.dropout = config.dropout
 
-    def forward(self, x_BLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor, token_ids_BL: torch.Tensor,
+    def forward(self, x_BLD: torch.Tensor, cos_LU: torch.Tensor, sin_LU: torch.Tensor, token_ids_BL: torch.Tensor,
                 cache: KVCache | None = None, padding: Padding | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], RouterStats | None]:
-        visible_B1LS = padding.visible_B1LS if padding is not None else None
-        x_BLD = x_BLD + self.drop(self.attn(self.attn_norm(x_BLD), cos_LD, sin_LD, cache, visible_B1LS))
+        visible_B1LM = padding.visible_B1LM if padding is not None else None
+        x_BLD = x_BLD + self.drop(self.attn(self.attn_norm(x_BLD), cos_LU, sin_LU, cache, visible_B1LM))
         if not self.is_moe:
             return x_BLD + self.drop(self.ffn(self.ffn_norm(x_BLD))), {}, None
         ffn_out, aux_losses, stats = self.moe_on_real_tokens(self.ffn_norm(x_BLD), token_ids_BL, padding)

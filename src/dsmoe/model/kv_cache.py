@@ -6,14 +6,15 @@ import torch
 
 
 class KVCache:
-    """Holds two streams [B, H, max_len, width] for every layer; `length` tokens are valid.
+    """Holds two streams, keys [B, H, max_len, X] and values [B, H, max_len, Y], for every layer; `length` tokens
+    are valid.
 
-    Multi-head attention stores keys and values [B, H_kv, max_len, head_dim]. Multi-head latent attention
-    stores only what DeepSeek-V2 Sec. 2.1.2-2.1.3 caches: the shared RoPE key [B, 1, max_len, qk_rope_head_dim]
-    as the keys and the compressed latent c_kv [B, 1, max_len, kv_lora_rank] as the values. The model
+    Multi-head attention stores keys and values [B, H_kv, max_len, head_dim] (X = Y = J). Multi-head latent
+    attention stores only what DeepSeek-V2 Sec. 2.1.2-2.1.3 caches: the shared RoPE key [B, 1, max_len, U] as the
+    keys and the compressed latent c_kv [B, 1, max_len, C] as the values (X = U, Y = C). The model
     advances `length` once per forward, after all layers have written their entries.
 
-    real_BS [B, max_len] marks which cached positions hold real tokens in a padded batch; None until a
+    real_BM [B, max_len] marks which cached positions hold real tokens in a padded batch; None until a
     forward passes an attention mask (every position real).
     """
 
@@ -22,7 +23,7 @@ class KVCache:
         self.length = 0
         self.keys: list[torch.Tensor | None] = [None] * n_layers
         self.values: list[torch.Tensor | None] = [None] * n_layers
-        self.real_BS: torch.Tensor | None = None
+        self.real_BM: torch.Tensor | None = None
 
     def new_length(self, n_new: int) -> int:
         """length + n_new, refused past max_len."""
@@ -41,17 +42,17 @@ class KVCache:
     def record_real(self, real_BL: torch.Tensor) -> torch.Tensor:
         """Mark which of positions [length, length + L) are real tokens; return the marks of all [B, length + L]."""
         new_len = self.new_length(real_BL.shape[1])
-        if self.real_BS is None:
-            self.real_BS = real_BL.new_ones(real_BL.shape[0], self.max_len)
-        self.real_BS[:, self.length:new_len] = real_BL
-        return self.real_BS[:, :new_len]
+        if self.real_BM is None:
+            self.real_BM = real_BL.new_ones(real_BL.shape[0], self.max_len)
+        self.real_BM[:, self.length:new_len] = real_BL
+        return self.real_BM[:, :new_len]
 
-    def update(self, layer: int, k_BHLD: torch.Tensor, v_BHLD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(self, layer: int, k_BHLX: torch.Tensor, v_BHLY: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this step's keys/values at positions [length, length + L); return all valid ones."""
-        new_len = self.new_length(k_BHLD.shape[2])
+        new_len = self.new_length(k_BHLX.shape[2])
         if self.keys[layer] is None:
-            self.keys[layer] = k_BHLD.new_zeros(*k_BHLD.shape[:2], self.max_len, k_BHLD.shape[3])
-            self.values[layer] = v_BHLD.new_zeros(*v_BHLD.shape[:2], self.max_len, v_BHLD.shape[3])
-        self.keys[layer][:, :, self.length:new_len] = k_BHLD
-        self.values[layer][:, :, self.length:new_len] = v_BHLD
+            self.keys[layer] = k_BHLX.new_zeros(*k_BHLX.shape[:2], self.max_len, k_BHLX.shape[3])
+            self.values[layer] = v_BHLY.new_zeros(*v_BHLY.shape[:2], self.max_len, v_BHLY.shape[3])
+        self.keys[layer][:, :, self.length:new_len] = k_BHLX
+        self.values[layer][:, :, self.length:new_len] = v_BHLY
         return self.keys[layer][:, :, :new_len], self.values[layer][:, :, :new_len]

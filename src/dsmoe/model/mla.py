@@ -49,48 +49,48 @@ class MultiHeadLatentAttention(nn.Module):
         self.softmax_scale = softmax_scale(config, self.qk_head_dim)
 
     def queries(self, x_BLD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(q_nope [B, H, L, d_h], q_rope [B, H, L, d_h^R]), before RoPE."""
+        """(q_nope [B, H, L, N], q_rope [B, H, L, U]), before RoPE."""
         if self.q_lora_rank is None:
             q = self.q_proj(x_BLD)
         else:
             q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x_BLD)))
-        q_BHLK = q.unflatten(-1, (self.n_heads, self.qk_head_dim)).transpose(1, 2)
-        return q_BHLK.split([self.qk_nope_head_dim, self.qk_rope_head_dim], dim=-1)
+        q_BHLJ = q.unflatten(-1, (self.n_heads, self.qk_head_dim)).transpose(1, 2)
+        return q_BHLJ.split([self.qk_nope_head_dim, self.qk_rope_head_dim], dim=-1)
 
-    def forward(self, x_BLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor,
-                cache: KVCache | None = None, visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
-        """cos_LD/sin_LD are [L, D], or [B, 1, L, D] per row; visible_B1LS masks a padded batch's keys."""
+    def forward(self, x_BLD: torch.Tensor, cos_LU: torch.Tensor, sin_LU: torch.Tensor,
+                cache: KVCache | None = None, visible_B1LM: torch.Tensor | None = None) -> torch.Tensor:
+        """cos_LU/sin_LU are [L, U], or [B, 1, L, U] per row; visible_B1LM masks a padded batch's keys."""
         batch, seq_len, _ = x_BLD.shape
-        q_nope_BHLN, q_rope_BHLR = self.queries(x_BLD)
-        c_kv_BLC, k_rope_BLR = self.kv_a_proj_with_mqa(x_BLD).split([self.kv_lora_rank, self.qk_rope_head_dim], dim=-1)
-        c_kv_B1SC = self.kv_a_layernorm(c_kv_BLC).unsqueeze(1)
-        q_rope_BHLR = apply_rope(q_rope_BHLR, cos_LD, sin_LD, self.rope_interleave)
-        k_rope_B1SR = apply_rope(k_rope_BLR.unsqueeze(1), cos_LD, sin_LD, self.rope_interleave)
+        q_nope_BHLN, q_rope_BHLU = self.queries(x_BLD)
+        c_kv_BLC, k_rope_BLU = self.kv_a_proj_with_mqa(x_BLD).split([self.kv_lora_rank, self.qk_rope_head_dim], dim=-1)
+        c_kv_B1MC = self.kv_a_layernorm(c_kv_BLC).unsqueeze(1)
+        q_rope_BHLU = apply_rope(q_rope_BHLU, cos_LU, sin_LU, self.rope_interleave)
+        k_rope_B1MU = apply_rope(k_rope_BLU.unsqueeze(1), cos_LU, sin_LU, self.rope_interleave)
         n_past = 0
         if cache is not None:
             n_past = cache.length
-            k_rope_B1SR, c_kv_B1SC = cache.update(self.layer_idx, k_rope_B1SR, c_kv_B1SC)
+            k_rope_B1MU, c_kv_B1MC = cache.update(self.layer_idx, k_rope_B1MU, c_kv_B1MC)
         attend = self.attend_absorbed if self.absorb else self.attend_expanded
-        out_BHLV = attend(q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past, visible_B1LS)
-        return self.o_proj(out_BHLV.transpose(1, 2).reshape(batch, seq_len, -1))
+        out_BHLW = attend(q_nope_BHLN, q_rope_BHLU, c_kv_B1MC, k_rope_B1MU, n_past, visible_B1LM)
+        return self.o_proj(out_BHLW.transpose(1, 2).reshape(batch, seq_len, -1))
 
-    def attend_expanded(self, q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past: int,
-                        visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
+    def attend_expanded(self, q_nope_BHLN, q_rope_BHLU, c_kv_B1MC, k_rope_B1MU, n_past: int,
+                        visible_B1LM: torch.Tensor | None = None) -> torch.Tensor:
         """Plain path: expand the latent into per-head keys and values (Eq. 10-11, 17-18)."""
-        kv_BHSX = self.kv_b_proj(c_kv_B1SC.squeeze(1)).unflatten(-1, (self.n_heads, -1)).transpose(1, 2)
-        k_nope_BHSN, v_BHSV = kv_BHSX.split([self.qk_nope_head_dim, self.v_head_dim], dim=-1)
-        k_BHSK = torch.cat([k_nope_BHSN, k_rope_B1SR.expand(-1, self.n_heads, -1, -1)], dim=-1)
-        q_BHLK = torch.cat([q_nope_BHLN, q_rope_BHLR], dim=-1)
-        return causal_attention(q_BHLK, k_BHSK, v_BHSV, n_past, self.softmax_scale, visible_B1LS)
+        kv_BHMX = self.kv_b_proj(c_kv_B1MC.squeeze(1)).unflatten(-1, (self.n_heads, -1)).transpose(1, 2)  # X = N + W
+        k_nope_BHMN, v_BHMW = kv_BHMX.split([self.qk_nope_head_dim, self.v_head_dim], dim=-1)
+        k_BHMJ = torch.cat([k_nope_BHMN, k_rope_B1MU.expand(-1, self.n_heads, -1, -1)], dim=-1)
+        q_BHLJ = torch.cat([q_nope_BHLN, q_rope_BHLU], dim=-1)
+        return causal_attention(q_BHLJ, k_BHMJ, v_BHMW, n_past, self.softmax_scale, visible_B1LM)
 
-    def attend_absorbed(self, q_nope_BHLN, q_rope_BHLR, c_kv_B1SC, k_rope_B1SR, n_past: int,
-                        visible_B1LS: torch.Tensor | None = None) -> torch.Tensor:
+    def attend_absorbed(self, q_nope_BHLN, q_rope_BHLU, c_kv_B1MC, k_rope_B1MU, n_past: int,
+                        visible_B1LM: torch.Tensor | None = None) -> torch.Tensor:
         """Absorbed path (DeepSeek-V2 Sec. 2.1.2): q_nope . (W_UK c) = (W_UK^T q_nope) . c, so all heads attend
         to the one cached [c_kv; k_rope] as multi-query attention, and W_UV is applied after the softmax."""
-        w_kv_HXC = self.kv_b_proj.weight.unflatten(0, (self.n_heads, -1))
-        w_uk_HNC, w_uv_HVC = w_kv_HXC.split([self.qk_nope_head_dim, self.v_head_dim], dim=1)
+        w_kv_HXC = self.kv_b_proj.weight.unflatten(0, (self.n_heads, -1))  # X = N + W
+        w_uk_HNC, w_uv_HWC = w_kv_HXC.split([self.qk_nope_head_dim, self.v_head_dim], dim=1)
         q_latent_BHLC = torch.einsum("bhln,hnc->bhlc", q_nope_BHLN, w_uk_HNC)
-        q_BHLK = torch.cat([q_latent_BHLC, q_rope_BHLR], dim=-1)
-        k_B1SK = torch.cat([c_kv_B1SC, k_rope_B1SR], dim=-1)
-        out_latent_BHLC = causal_attention(q_BHLK, k_B1SK, c_kv_B1SC, n_past, self.softmax_scale, visible_B1LS)
-        return torch.einsum("bhlc,hvc->bhlv", out_latent_BHLC, w_uv_HVC)
+        q_BHLX = torch.cat([q_latent_BHLC, q_rope_BHLU], dim=-1)  # X = C + U
+        k_B1MX = torch.cat([c_kv_B1MC, k_rope_B1MU], dim=-1)
+        out_latent_BHLC = causal_attention(q_BHLX, k_B1MX, c_kv_B1MC, n_past, self.softmax_scale, visible_B1LM)
+        return torch.einsum("bhlc,hwc->bhlw", out_latent_BHLC, w_uv_HWC)

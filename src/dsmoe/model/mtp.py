@@ -32,13 +32,13 @@ class MTPModule(nn.Module):
         self.block = DecoderBlock(config, config.n_layers - 1)  # the main model's last block type, dense or MoE
         self.norm = RMSNorm(config.hidden_size, config.norm_eps)
 
-    def forward(self, previous_BLD: torch.Tensor, next_embeddings_BLD: torch.Tensor, cos_LD: torch.Tensor,
-                sin_LD: torch.Tensor, next_ids_BL: torch.Tensor, cache: KVCache | None = None
+    def forward(self, previous_BLD: torch.Tensor, next_embeddings_BLD: torch.Tensor, cos_LU: torch.Tensor,
+                sin_LU: torch.Tensor, next_ids_BL: torch.Tensor, cache: KVCache | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """cache: this module's own KV cache (the block writes it at the main model's last layer index; the
         caller advances its length), for incremental drafting; training runs whole sequences without one."""
         merged_BLD = self.eh_proj(torch.cat([self.enorm(next_embeddings_BLD), self.hnorm(previous_BLD)], dim=-1))
-        out_BLD, aux_losses, _ = self.block(merged_BLD, cos_LD, sin_LD, next_ids_BL, cache)
+        out_BLD, aux_losses, _ = self.block(merged_BLD, cos_LU, sin_LU, next_ids_BL, cache)
         return self.norm(out_BLD), aux_losses
 
 
@@ -55,8 +55,8 @@ class MultiTokenPrediction(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(MTPModule(config) for _ in range(config.n_mtp_modules))
 
-    def forward(self, hidden_BLD: torch.Tensor, input_ids_BL: torch.Tensor, cos_LD: torch.Tensor,
-                sin_LD: torch.Tensor, embed: nn.Embedding, head: nn.Linear, checkpointed: bool = False
+    def forward(self, hidden_BLD: torch.Tensor, input_ids_BL: torch.Tensor, cos_LU: torch.Tensor,
+                sin_LU: torch.Tensor, embed: nn.Embedding, head: nn.Linear, checkpointed: bool = False
                 ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """Logits [B, L - k, V] of every depth k < L, and the summed aux losses of the modules' routers."""
         all_logits, aux_losses = [], {}
@@ -66,7 +66,7 @@ class MultiTokenPrediction(nn.Module):
             if length < 1:
                 break
             next_ids_BL = input_ids_BL[:, depth:]
-            args = (previous_BLD[:, :length], embed(next_ids_BL), cos_LD[:length], sin_LD[:length], next_ids_BL)
+            args = (previous_BLD[:, :length], embed(next_ids_BL), cos_LU[:length], sin_LU[:length], next_ids_BL)
             previous_BLD, layer_aux = checkpoint(layer, *args, use_reentrant=False) if checkpointed else layer(*args)
             add_losses(aux_losses, layer_aux)
             all_logits.append(head(previous_BLD))

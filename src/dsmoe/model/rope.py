@@ -22,10 +22,10 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, positions_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin [L, D] for positions [L]; [B, L, D] for per-row positions [B, L]."""
-        angles_LH = positions_L.float().unsqueeze(-1) * self.inv_freq
-        angles_LD = torch.cat([angles_LH, angles_LH], dim=-1)
-        return angles_LD.cos() * self.attention_factor, angles_LD.sin() * self.attention_factor
+        """cos and sin [L, U] for positions [L]; [B, L, U] for per-row positions [B, L]."""
+        angles_LX = positions_L.float().unsqueeze(-1) * self.inv_freq  # X = U / 2, one angle per rotated pair
+        angles_LU = torch.cat([angles_LX, angles_LX], dim=-1)
+        return angles_LU.cos() * self.attention_factor, angles_LU.sin() * self.attention_factor
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -33,17 +33,17 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-second, first], dim=-1)
 
 
-def apply_rope(x_BHLD: torch.Tensor, cos_LD: torch.Tensor, sin_LD: torch.Tensor,
+def apply_rope(x_BHLU: torch.Tensor, cos_LU: torch.Tensor, sin_LU: torch.Tensor,
                interleaved: bool = False) -> torch.Tensor:
     """Rotate each (i, i + d/2) pair, or each (2i, 2i + 1) pair when interleaved, by its position's angle.
-    cos_LD/sin_LD broadcast against x: [L, D], or [B, 1, L, D] for per-row positions.
+    cos_LU/sin_LU broadcast against x [B, H, L, U]: [L, U], or [B, 1, L, U] for per-row positions.
 
     The interleaved result is laid out [rotated evens, rotated odds] as transformers' DeepSeek-V3 does: the
     same permutation for queries and keys, so q.k (all attention uses) equals the in-place rotation's.
     """
     if not interleaved:
-        return (x_BHLD * cos_LD + rotate_half(x_BHLD) * sin_LD).to(x_BHLD.dtype)
-    half = cos_LD.shape[-1] // 2
-    cos_LH, sin_LH = cos_LD[..., :half], sin_LD[..., :half]
-    even, odd = x_BHLD[..., 0::2], x_BHLD[..., 1::2]
-    return torch.cat([even * cos_LH - odd * sin_LH, odd * cos_LH + even * sin_LH], dim=-1).to(x_BHLD.dtype)
+        return (x_BHLU * cos_LU + rotate_half(x_BHLU) * sin_LU).to(x_BHLU.dtype)
+    half = cos_LU.shape[-1] // 2
+    cos_LX, sin_LX = cos_LU[..., :half], sin_LU[..., :half]  # X = U / 2
+    even, odd = x_BHLU[..., 0::2], x_BHLU[..., 1::2]
+    return torch.cat([even * cos_LX - odd * sin_LX, odd * cos_LX + even * sin_LX], dim=-1).to(x_BHLU.dtype)

@@ -63,12 +63,12 @@ class DeepSeekMoEForCausalLM(nn.Module):
         if n_past + seq_len > self.config.max_seq_len:
             raise ValueError(f"sequence of {n_past + seq_len} tokens exceeds max_seq_len={self.config.max_seq_len}")
         padding = Padding.build(attention_mask_BL, cache, input_ids)
-        cos_LD, sin_LD = self.rope_tables(n_past, seq_len, padding, input_ids.device)
+        cos_LU, sin_LU = self.rope_tables(n_past, seq_len, padding, input_ids.device)
         x_BLD = self.embed_tokens(input_ids)
         aux_losses: dict[str, torch.Tensor] = {}
         router_stats = []
         for block in self.layers:
-            x_BLD, block_aux, stats = self.run_block(block, x_BLD, cos_LD, sin_LD, input_ids, cache, padding)
+            x_BLD, block_aux, stats = self.run_block(block, x_BLD, cos_LU, sin_LU, input_ids, cache, padding)
             add_losses(aux_losses, block_aux)
             if stats is not None:
                 router_stats.append(stats)
@@ -78,7 +78,7 @@ class DeepSeekMoEForCausalLM(nn.Module):
         out = ModelOutput(self.lm_head(hidden_BLD), aux_losses=aux_losses, router_stats=router_stats,
                           moe_layers=self.config.moe_layers, cache=cache, hidden_BLD=hidden_BLD)
         if self.runs_mtp(mtp, labels, cache, padding):
-            out.mtp_logits, mtp_aux = self.mtp(hidden_BLD, input_ids, cos_LD, sin_LD, self.embed_tokens, self.lm_head,
+            out.mtp_logits, mtp_aux = self.mtp(hidden_BLD, input_ids, cos_LU, sin_LU, self.embed_tokens, self.lm_head,
                                                checkpointed=self.checkpointing_active(cache))
             add_losses(aux_losses, mtp_aux)
             if labels is not None and out.mtp_logits:
@@ -90,11 +90,11 @@ class DeepSeekMoEForCausalLM(nn.Module):
 
     def rope_tables(self, n_past: int, seq_len: int, padding: Padding | None,
                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin [L, D] at positions n_past.., or [B, 1, L, D] at each row's own positions when padded."""
+        """cos and sin [L, U] at positions n_past.., or [B, 1, L, U] at each row's own positions when padded."""
         if padding is None:
             return self.rope(torch.arange(n_past, n_past + seq_len, device=device))
-        cos_BLD, sin_BLD = self.rope(padding.position_ids_BL)
-        return cos_BLD.unsqueeze(1), sin_BLD.unsqueeze(1)
+        cos_BLU, sin_BLU = self.rope(padding.position_ids_BL)
+        return cos_BLU.unsqueeze(1), sin_BLU.unsqueeze(1)
 
     def runs_mtp(self, mtp: bool | None, labels: torch.Tensor | None, cache: KVCache | None,
                  padding: Padding | None) -> bool:
@@ -111,10 +111,10 @@ class DeepSeekMoEForCausalLM(nn.Module):
     def checkpointing_active(self, cache: KVCache | None) -> bool:
         return self.activation_checkpointing and torch.is_grad_enabled() and cache is None
 
-    def run_block(self, block: DecoderBlock, x_BLD, cos_LD, sin_LD, input_ids, cache, padding):
+    def run_block(self, block: DecoderBlock, x_BLD, cos_LU, sin_LU, input_ids, cache, padding):
         if self.checkpointing_active(cache):
-            return checkpoint(block, x_BLD, cos_LD, sin_LD, input_ids, None, padding, use_reentrant=False)
-        return block(x_BLD, cos_LD, sin_LD, input_ids, cache, padding)
+            return checkpoint(block, x_BLD, cos_LU, sin_LU, input_ids, None, padding, use_reentrant=False)
+        return block(x_BLD, cos_LU, sin_LU, input_ids, cache, padding)
 
 
 def apply_activation_checkpointing(model: DeepSeekMoEForCausalLM, enabled: bool = True) -> DeepSeekMoEForCausalLM:

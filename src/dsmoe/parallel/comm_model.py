@@ -109,14 +109,14 @@ def bytes_moved(rows_dispatched: int, rows_combined: int, pairs: int, hidden_siz
     return (rows_dispatched + rows_combined) * hidden_size * dtype_bytes + pairs * PAIR_BYTES
 
 
-def routed_ranks_per_token(placement: ExpertPlacement, scores_TN: torch.Tensor, group_score_size: int = 1) -> float:
-    """Mean ranks (own included) holding each token's experts when they are chosen from scores_TN by the routers'
+def routed_ranks_per_token(placement: ExpertPlacement, scores_TE: torch.Tensor, group_score_size: int = 1) -> float:
+    """Mean ranks (own included) holding each token's experts when they are chosen from scores_TE by the routers'
     rule (softmax_topk, sigmoid_topk): the topk_group groups with the highest sum of their best group_score_size
     scores (dsmoe.routers.softmax_topk.limit_to_groups), then the top K within them. iid random scores stand for a
     router with random weights: without a group limit that is uniform routing, with one it is not (module docstring)."""
-    choice_TN = limit_to_groups(scores_TN, placement.n_group, placement.topk_group, group_score_size)
-    rank_TK = choice_TN.topk(placement.top_k, dim=-1).indices // placement.experts_per_rank
-    hit_TP = torch.zeros(scores_TN.shape[0], placement.ep, dtype=torch.bool).scatter_(1, rank_TK, True)
+    choice_TE = limit_to_groups(scores_TE, placement.n_group, placement.topk_group, group_score_size)
+    rank_TK = choice_TE.topk(placement.top_k, dim=-1).indices // placement.experts_per_rank
+    hit_TP = torch.zeros(scores_TE.shape[0], placement.ep, dtype=torch.bool).scatter_(1, rank_TK, True)
     return float(hit_TP.sum(dim=1).double().mean())
 
 

@@ -33,11 +33,12 @@ class ExchangedBatch(ExpertBatch):
     n_tokens: int
 
 
-def all_to_all_counts(counts_PC: torch.Tensor, group: dist.ProcessGroup) -> torch.Tensor:
-    """[P, C] int64 counts for each rank -> [P, C] the counts each rank had for this one."""
-    received_PC = torch.empty_like(counts_PC)
-    dist.all_to_all_single(received_PC, counts_PC, group=group)
-    return received_PC
+def all_to_all_counts(counts_PX: torch.Tensor, group: dist.ProcessGroup) -> torch.Tensor:
+    """[P, X] int64 counts for each rank -> [P, X] the counts each rank had for this one (X: the rows, then the
+    pairs of each local expert)."""
+    received_PX = torch.empty_like(counts_PX)
+    dist.all_to_all_single(received_PX, counts_PX, group=group)
+    return received_PX
 
 
 class ExpertParallelDispatcher(TokenDispatcher):
@@ -64,10 +65,10 @@ class ExpertParallelDispatcher(TokenDispatcher):
         pairs_per_expert_E = torch.bincount(expert_S, minlength=self.n_experts)
         first_row_P = torch.cumsum(rows_per_rank_P, 0) - rows_per_rank_P
         row_in_chunk_S = row_of_pair_S - first_row_P[rank_S]
-        counts_PC = torch.cat([rows_per_rank_P[:, None], pairs_per_expert_E.view(ep, -1)], dim=1)
-        received_PC = all_to_all_counts(counts_PC, self.group)
-        rows_sent, rows_received = counts_PC[:, 0].tolist(), received_PC[:, 0].tolist()
-        pairs_sent, pairs_received = counts_PC[:, 1:].sum(1).tolist(), received_PC[:, 1:].sum(1).tolist()
+        counts_PX = torch.cat([rows_per_rank_P[:, None], pairs_per_expert_E.view(ep, -1)], dim=1)
+        received_PX = all_to_all_counts(counts_PX, self.group)
+        rows_sent, rows_received = counts_PX[:, 0].tolist(), received_PX[:, 0].tolist()
+        pairs_sent, pairs_received = counts_PX[:, 1:].sum(1).tolist(), received_PX[:, 1:].sum(1).tolist()
 
         sent_token_R = row_key_R % n_tokens
         x_RD = x_TD.to(autocast_dtype(x_TD)).index_select(0, sent_token_R)
@@ -76,21 +77,21 @@ class ExpertParallelDispatcher(TokenDispatcher):
         row_received = torch.empty(sum(pairs_received), dtype=torch.long, device=x_TD.device)
         dist.all_to_all_single(row_received, row_in_chunk_S, pairs_received, pairs_sent, group=self.group)
 
-        batch = self.received_pairs(x_received, received_PC, row_received, weight_received)
+        batch = self.received_pairs(x_received, received_PX, row_received, weight_received)
         self.traffic.add_dispatch(self.ep_rank, rows_sent, rows_received, pairs_sent, pairs_received,
                                   x_RD.shape[-1] * x_RD.element_size(), sent_token_R, n_tokens)
         return ExchangedBatch(batch.x_RD, batch.row_index_S, batch.weight_S, batch.offsets_E, sent_token_R,
                               rows_sent, rows_received, n_tokens)
 
-    def received_pairs(self, x_RD: torch.Tensor, received_PC: torch.Tensor, row_in_chunk_S: torch.Tensor,
+    def received_pairs(self, x_RD: torch.Tensor, received_PX: torch.Tensor, row_in_chunk_S: torch.Tensor,
                        weight_S: torch.Tensor) -> ExpertBatch:
         """The received pairs (grouped by source rank, then local expert) in local-expert order, each reading its
         row of the received tokens."""
         local_experts = torch.arange(self.experts_per_rank, device=x_RD.device).repeat(self.ep_size)
-        expert_S = local_experts.repeat_interleave(received_PC[:, 1:].reshape(-1), output_size=row_in_chunk_S.shape[0])
+        expert_S = local_experts.repeat_interleave(received_PX[:, 1:].reshape(-1), output_size=row_in_chunk_S.shape[0])
         source_S = torch.arange(self.ep_size, device=x_RD.device).repeat_interleave(
-            received_PC[:, 1:].sum(1), output_size=row_in_chunk_S.shape[0])
-        first_row_P = torch.cumsum(received_PC[:, 0], 0) - received_PC[:, 0]
+            received_PX[:, 1:].sum(1), output_size=row_in_chunk_S.shape[0])
+        first_row_P = torch.cumsum(received_PX[:, 0], 0) - received_PX[:, 0]
         return ExpertBatch.from_pairs(x_RD, first_row_P[source_S] + row_in_chunk_S, expert_S, weight_S,
                                       self.experts_per_rank)
 

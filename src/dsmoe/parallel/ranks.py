@@ -142,12 +142,13 @@ class ParallelRanks:
         dispatchers = expert_parallel_dispatchers(model)
         if not dispatchers:
             return None
-        mine_LF = torch.stack([dispatcher.traffic.as_tensor() for dispatcher in dispatchers]).to(self.device)
+        # X: traffic.FIELDS
+        mine_ZX = torch.stack([dispatcher.traffic.as_tensor() for dispatcher in dispatchers]).to(self.device)
         self.reset_traffic(model)
-        everyone_PLF = [torch.empty_like(mine_LF) for _ in range(self.world_size)]
-        dist.all_gather(everyone_PLF, mine_LF)
-        per_layer_LPF = torch.stack(everyone_PLF).transpose(0, 1).cpu()
-        return traffic_record(per_layer_LPF, moe_layer_indices)
+        everyone_PZX = [torch.empty_like(mine_ZX) for _ in range(self.world_size)]
+        dist.all_gather(everyone_PZX, mine_ZX)
+        per_layer_ZPX = torch.stack(everyone_PZX).transpose(0, 1).cpu()
+        return traffic_record(per_layer_ZPX, moe_layer_indices)
 
     def reset_traffic(self, model: nn.Module) -> None:
         for dispatcher in expert_parallel_dispatchers(model):

@@ -53,17 +53,17 @@ class LayerTraffic:
 FIELDS = [name.name for name in fields(LayerTraffic)]
 
 
-def traffic_record(per_rank_LPF: torch.Tensor, moe_layers: list[int]) -> dict[str, dict]:
+def traffic_record(per_rank_ZPX: torch.Tensor, moe_layers: list[int]) -> dict[str, dict]:
     """metrics.jsonl's "traffic": per MoE layer, each field per rank, and the imbalance max/mean over ranks of the
-    tokens and bytes each rank received (the slowest rank sets the all-to-all's time)."""
+    tokens and bytes each rank received (the slowest rank sets the all-to-all's time). X: FIELDS."""
     record = {}
-    for layer, per_rank_PF in zip(moe_layers, per_rank_LPF):
-        entry = {name: [int(value) for value in per_rank_PF[:, i].tolist()] for i, name in enumerate(FIELDS)}
+    for layer, per_rank_PX in zip(moe_layers, per_rank_ZPX):
+        entry = {name: [int(value) for value in per_rank_PX[:, i].tolist()] for i, name in enumerate(FIELDS)}
         for name in ("tokens_received", "bytes_received"):
-            column = per_rank_PF[:, FIELDS.index(name)]
+            column = per_rank_PX[:, FIELDS.index(name)]
             entry[f"{name}_max_over_mean"] = float(column.max() / column.mean()) if column.mean() > 0 else 1.0
-        tokens = per_rank_PF[:, FIELDS.index("tokens")].sum()
-        entry["ranks_per_token"] = float(per_rank_PF[:, FIELDS.index("rank_visits")].sum() / tokens) if tokens else 0.0
-        entry["bytes_per_token"] = float(per_rank_PF[:, FIELDS.index("bytes_sent")].sum() / tokens) if tokens else 0.0
+        tokens = per_rank_PX[:, FIELDS.index("tokens")].sum()
+        entry["ranks_per_token"] = float(per_rank_PX[:, FIELDS.index("rank_visits")].sum() / tokens) if tokens else 0.0
+        entry["bytes_per_token"] = float(per_rank_PX[:, FIELDS.index("bytes_sent")].sum() / tokens) if tokens else 0.0
         record[str(layer)] = entry
     return record

@@ -19,10 +19,10 @@ NS_STEPS = 5
 EPS = 1e-7
 
 
-def orthogonalise(update_NAB: torch.Tensor, steps: int = NS_STEPS, eps: float = EPS) -> torch.Tensor:
-    """Newton-Schulz on each matrix of a batch [N, A, B], as torch.optim.Muon runs it on one matrix."""
+def orthogonalise(matrices: torch.Tensor, steps: int = NS_STEPS, eps: float = EPS) -> torch.Tensor:
+    """Newton-Schulz on each matrix of a batch [n, rows, cols], as torch.optim.Muon runs it on one matrix."""
     a, b, c = NS_COEFFICIENTS
-    x = update_NAB.bfloat16()
+    x = matrices.bfloat16()
     tall = x.size(-2) > x.size(-1)
     if tall:
         x = x.mT
