@@ -53,7 +53,7 @@ def test_soft_moe_output_matches_per_slot_reference():
     slots_per_expert = layer.router.config.slots_per_expert
     for x_LD, out_LD in zip(x_BLD, out_BLD):
         routing = layer.router(x_LD, ids_BL[0], 1)
-        dispatch_LC, combine_LC = routing.dispatch_BLC[0], routing.combine_BLC[0]
+        dispatch_LC, combine_LC = routing.dispatch_BLX[0], routing.combine_BLX[0]
         slot_out = [expert(layer, c // slots_per_expert, dispatch_LC[:, c] @ x_LD) for c in range(dispatch_LC.shape[1])]
         torch.testing.assert_close(out_LD, combine_LC @ torch.stack(slot_out), rtol=1e-5, atol=1e-6)
 

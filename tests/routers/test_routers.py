@@ -146,9 +146,9 @@ def test_router_math_is_fp32_under_bf16_autocast(name):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         routing = router(x_TD, ids_T, BATCH)
     if isinstance(routing, SoftRouting):
-        assert routing.dispatch_BLC.dtype == routing.combine_BLC.dtype == torch.float32
-        assert torch.equal(routing.dispatch_BLC, reference.dispatch_BLC)
-        assert torch.equal(routing.combine_BLC, reference.combine_BLC)
+        assert routing.dispatch_BLX.dtype == routing.combine_BLX.dtype == torch.float32
+        assert torch.equal(routing.dispatch_BLX, reference.dispatch_BLX)
+        assert torch.equal(routing.combine_BLX, reference.combine_BLX)
     else:
         assert routing.weight_S.dtype == torch.float32
         assert torch.equal(routing.expert_index_S, reference.expert_index_S)
@@ -242,14 +242,14 @@ def test_soft_moe_dispatch_sums_to_one_over_tokens():
     """Every slot's dispatch weights form a distribution over its sequence's tokens (Soft MoE Eq. 1)."""
     routing = route(build_router("soft_moe"))
     n_slots = 8 * router_config("soft_moe").slots_per_expert
-    assert routing.dispatch_BLC.shape == (BATCH, SEQ_LEN, n_slots)
-    torch.testing.assert_close(routing.dispatch_BLC.sum(dim=1), torch.ones(BATCH, n_slots))
+    assert routing.dispatch_BLX.shape == (BATCH, SEQ_LEN, n_slots)
+    torch.testing.assert_close(routing.dispatch_BLX.sum(dim=1), torch.ones(BATCH, n_slots))
 
 
 def test_soft_moe_combine_sums_to_one_over_slots():
     """Every token's combine weights form a distribution over the slots (Soft MoE Eq. 3)."""
     routing = route(build_router("soft_moe"))
-    torch.testing.assert_close(routing.combine_BLC.sum(dim=2), torch.ones(BATCH, SEQ_LEN))
+    torch.testing.assert_close(routing.combine_BLX.sum(dim=2), torch.ones(BATCH, SEQ_LEN))
 
 
 def test_noisy_topk_is_deterministic_in_eval():

@@ -97,18 +97,19 @@ def swiglu_from_gate_up(h_SF2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return gate_SF, up_SF, F.silu(gate_SF) * up_SF
 
 
-def expert_mm(a_SK: torch.Tensor, b_EKN: torch.Tensor, offsets_E: torch.Tensor) -> torch.Tensor:
+def expert_mm(a_SX: torch.Tensor, b_EXY: torch.Tensor, offsets_E: torch.Tensor) -> torch.Tensor:
     """torch._grouped_mm(a, b, offs): each expert's block of rows times its matrix. With fewer rows than experts
-    (decoding) only the experts holding rows are visited; the CPU grouped_mm steps through all of them."""
-    if a_SK.shape[0] >= b_EKN.shape[0]:
-        return torch._grouped_mm(a_SK, b_EKN, offs=offsets_E)
-    out_SN = a_SK.new_empty(a_SK.shape[0], b_EKN.shape[-1])
+    (decoding) only the experts holding rows are visited; the CPU grouped_mm steps through all of them. X, Y: the
+    product's inner and outer widths."""
+    if a_SX.shape[0] >= b_EXY.shape[0]:
+        return torch._grouped_mm(a_SX, b_EXY, offs=offsets_E)
+    out_SY = a_SX.new_empty(a_SX.shape[0], b_EXY.shape[-1])
     start = 0
     for expert, end in enumerate(offsets_E.tolist()):
         if end > start:
-            torch.mm(a_SK[start:end], b_EKN[expert], out=out_SN[start:end])
+            torch.mm(a_SX[start:end], b_EXY[expert], out=out_SY[start:end])
         start = end
-    return out_SN
+    return out_SY
 
 
 @torch.library.custom_op("dsmoe::grouped_swiglu_experts", mutates_args=())
@@ -154,7 +155,8 @@ def swiglu_backward_into_(gate_SF: torch.Tensor, up_SF: torch.Tensor, silu_gate_
 
 def gradient_buffer(weight_EXY: torch.Tensor, chunks: list[tuple[slice, slice, torch.Tensor]]) -> torch.Tensor:
     """An uninitialised gradient for the stacked expert weights, zero only at the experts in no block (they got no
-    rows); every block's experts are then overwritten with their gradients (no memset of the whole tensor)."""
+    rows); every block's experts are then overwritten with their gradients (no memset of the whole tensor). X, Y: the
+    stacked matrices' two widths."""
     grad_EXY = torch.empty_like(weight_EXY)
     next_expert = 0
     for experts, _, _ in chunks:
@@ -252,7 +254,7 @@ def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S
     for expert in expert_index_S.unique().tolist():  # only the experts that received pairs
         selected = expert_index_S == expert
         tokens = token_index_S[selected]
-        gate_NF, up_NF = F.linear(x_TD[tokens], gate_ups_FD[expert]).chunk(2, dim=-1)
-        y_ND = F.linear(F.silu(gate_NF) * up_NF, downs_DF[expert])
-        out_TD = out_TD.index_add(0, tokens, y_ND * weight_S[selected].unsqueeze(-1).to(y_ND.dtype))
+        gate_RF, up_RF = F.linear(x_TD[tokens], gate_ups_FD[expert]).chunk(2, dim=-1)
+        y_SD = F.linear(F.silu(gate_RF) * up_RF, downs_DF[expert])
+        out_TD = out_TD.index_add(0, tokens, y_SD * weight_S[selected].unsqueeze(-1).to(y_SD.dtype))
     return out_TD

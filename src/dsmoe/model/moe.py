@@ -9,9 +9,7 @@ permutation lazy: the fused op gathers the rows, runs the experts and scatter-ad
 call, so nothing is copied in between. A dispatcher that moves tokens between devices (the all-to-all of
 dsmoe.parallel.expert_parallel) replaces `MoE.dispatcher` from outside; the model never knows ranks.
 
-Shape letters: B batch, L sequence, T tokens (B * L), D hidden width, E experts, F expert width, S token-expert
-pairs (sorted by expert in an ExpertBatch), R rows the experts read (tokens, slots, or received tokens), C Soft MoE
-slots over all experts, P slots per expert.
+Shape letters (x_TD, gate_up_EFD, rows_RD, ...) are those of docs/CONVENTIONS.md.
 """
 
 from __future__ import annotations
@@ -129,30 +127,30 @@ class LocalDispatcher(TokenDispatcher):
 
     def dispatch(self, x_TD: torch.Tensor, routing: Routing | SoftRouting) -> ExpertBatch:
         if isinstance(routing, SoftRouting):
-            return ExpertBatch.equal_blocks(self.mix_slots(x_TD, routing.dispatch_BLC))
+            return ExpertBatch.equal_blocks(self.mix_slots(x_TD, routing.dispatch_BLX))
         return ExpertBatch.from_pairs(x_TD, routing.token_index_S, routing.expert_index_S, routing.weight_S,
                                       self.n_experts)
 
     def combine(self, rows_RD: torch.Tensor, batch: ExpertBatch, routing: Routing | SoftRouting) -> torch.Tensor:
         if isinstance(routing, SoftRouting):
-            return self.mix_slot_outputs(rows_RD, routing.combine_BLC)
+            return self.mix_slot_outputs(rows_RD, routing.combine_BLX)
         return rows_RD  # the rows are the tokens: the kernel summed each token's weighted pairs into its row
 
-    def mix_slots(self, x_TD: torch.Tensor, dispatch_BLC: torch.Tensor) -> torch.Tensor:
-        """[E, B * P, D]: slots X~ = D^T X per sequence (Soft MoE Eq. 1), grouped by expert (slot j of expert e is
-        column e * P + j)."""
-        batch, seq_len, n_slots = dispatch_BLC.shape
+    def mix_slots(self, x_TD: torch.Tensor, dispatch_BLX: torch.Tensor) -> torch.Tensor:
+        """[E, B * Q, D]: slots X~ = D^T X per sequence (Soft MoE Eq. 1), grouped by expert (slot j of expert e is
+        column e * Q + j)."""
+        batch, seq_len, n_slots = dispatch_BLX.shape  # X = E * Q: every slot of every expert
         x_BLD = x_TD.reshape(batch, seq_len, -1)
-        slots_BCD = torch.einsum("blc,bld->bcd", dispatch_BLC.to(x_BLD.dtype), x_BLD)
-        slots_EBPD = slots_BCD.reshape(batch, self.n_experts, n_slots // self.n_experts, -1).transpose(0, 1)
-        return slots_EBPD.reshape(self.n_experts, -1, x_BLD.shape[-1])
+        slots_BXD = torch.einsum("blc,bld->bcd", dispatch_BLX.to(x_BLD.dtype), x_BLD)
+        slots_EBQD = slots_BXD.reshape(batch, self.n_experts, n_slots // self.n_experts, -1).transpose(0, 1)
+        return slots_EBQD.reshape(self.n_experts, -1, x_BLD.shape[-1])
 
-    def mix_slot_outputs(self, rows_RD: torch.Tensor, combine_BLC: torch.Tensor) -> torch.Tensor:
+    def mix_slot_outputs(self, rows_RD: torch.Tensor, combine_BLX: torch.Tensor) -> torch.Tensor:
         """[T, D]: Y = C Y~ per sequence (Soft MoE Eq. 2), from the slot outputs in expert order."""
-        batch, seq_len, n_slots = combine_BLC.shape
-        y_EBPD = rows_RD.reshape(self.n_experts, batch, n_slots // self.n_experts, rows_RD.shape[-1])
-        y_BCD = y_EBPD.transpose(0, 1).reshape(batch, n_slots, -1)
-        return torch.einsum("blc,bcd->bld", combine_BLC.to(y_BCD.dtype), y_BCD).reshape(batch * seq_len, -1)
+        batch, seq_len, n_slots = combine_BLX.shape  # X = E * Q: every slot of every expert
+        y_EBQD = rows_RD.reshape(self.n_experts, batch, n_slots // self.n_experts, rows_RD.shape[-1])
+        y_BXD = y_EBQD.transpose(0, 1).reshape(batch, n_slots, -1)
+        return torch.einsum("blc,bcd->bld", combine_BLX.to(y_BXD.dtype), y_BXD).reshape(batch * seq_len, -1)
 
 
 class RoutedExperts(nn.Module):

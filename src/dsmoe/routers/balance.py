@@ -54,9 +54,9 @@ def sequence_balance_loss(probs_TE: torch.Tensor, expert_indices_TK: torch.Tenso
 def device_balance_loss(probs_TE: torch.Tensor, counts_E: torch.Tensor, alpha: float,
                         n_devices: int) -> torch.Tensor:
     """L_DevBal = alpha_2 * sum_d f'_d P'_d, f'_d = mean_{i in E_d} f_i, P'_d = sum_{i in E_d} P_i (Eq. 15-17)."""
-    f_DG = expert_load_fraction(counts_E).reshape(n_devices, -1)
-    p_DG = probs_TE.mean(0).reshape(n_devices, -1)
-    return alpha * (f_DG.mean(1) * p_DG.sum(1)).sum()
+    f_PX = expert_load_fraction(counts_E).reshape(n_devices, -1)  # X = E / P: the experts on one device
+    p_PX = probs_TE.mean(0).reshape(n_devices, -1)
+    return alpha * (f_PX.mean(1) * p_PX.sum(1)).sum()
 
 
 def communication_balance_loss(probs_TE: torch.Tensor, expert_indices_TK: torch.Tensor, alpha: float,
@@ -66,10 +66,10 @@ def communication_balance_loss(probs_TE: torch.Tensor, expert_indices_TK: torch.
     experts it chose."""
     n_tokens, n_experts = probs_TE.shape
     device_TK = expert_indices_TK // (n_experts // n_devices)
-    sent_TD = torch.zeros(n_tokens, n_devices, device=probs_TE.device).scatter_(1, device_TK, 1.0)
-    f_D = sent_TD.sum(0) * (n_devices / (device_limit * n_tokens))
-    p_D = probs_TE.mean(0).reshape(n_devices, -1).sum(1)
-    return alpha * (f_D * p_D).sum()
+    sent_TP = torch.zeros(n_tokens, n_devices, device=probs_TE.device).scatter_(1, device_TK, 1.0)
+    f_P = sent_TP.sum(0) * (n_devices / (device_limit * n_tokens))
+    p_P = probs_TE.mean(0).reshape(n_devices, -1).sum(1)
+    return alpha * (f_P * p_P).sum()
 
 
 def z_loss(logits_TE: torch.Tensor, coef: float) -> torch.Tensor:

@@ -47,8 +47,8 @@ class SoftRouting:
     (dsmoe.model.moe.LocalDispatcher).
     """
 
-    dispatch_BLC: torch.Tensor  # softmax over tokens (dim 1)
-    combine_BLC: torch.Tensor  # softmax over slots (dim 2)
+    dispatch_BLX: torch.Tensor  # softmax over tokens (dim 1)
+    combine_BLX: torch.Tensor  # softmax over slots (dim 2)
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
     stats: RouterStats | None = None
 

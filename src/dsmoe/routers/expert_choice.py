@@ -26,11 +26,11 @@ class ExpertChoiceRouter(Router):
         probs_TE = logits_TE.softmax(dim=-1)
         n_tokens = x_TD.shape[0]
         capacity = min(n_tokens, expert_capacity(n_tokens, self.top_k, self.n_experts, self.config.capacity_factor))
-        weights_EC, token_index_EC = probs_TE.t().topk(capacity, dim=-1)
-        expert_index_EC = torch.arange(self.n_experts, device=x_TD.device).unsqueeze(1).expand_as(token_index_EC)
+        weights_EQ, token_index_EQ = probs_TE.t().topk(capacity, dim=-1)
+        expert_index_EQ = torch.arange(self.n_experts, device=x_TD.device).unsqueeze(1).expand_as(token_index_EQ)
         picked = torch.zeros(n_tokens, dtype=torch.bool, device=x_TD.device)
-        picked[token_index_EC.reshape(-1)] = True
+        picked[token_index_EQ.reshape(-1)] = True
         tokens_per_expert = torch.full((self.n_experts,), capacity, dtype=torch.long, device=x_TD.device)
         stats = RouterStats(tokens_per_expert, (~picked).sum())
         aux = {"z_loss": z_loss(logits_TE, self.config.z_loss_coef)} if self.training and self.config.z_loss_coef > 0 else {}
-        return Routing(token_index_EC.reshape(-1), expert_index_EC.reshape(-1), weights_EC.reshape(-1), aux, stats)
+        return Routing(token_index_EQ.reshape(-1), expert_index_EQ.reshape(-1), weights_EQ.reshape(-1), aux, stats)

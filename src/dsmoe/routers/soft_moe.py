@@ -24,8 +24,8 @@ class SoftMoERouter(Router):
         return config.n_routed_experts * config.slots_per_expert
 
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> SoftRouting:
-        logits_BLC = self.logits(x_TD).reshape(batch_size, -1, self.weight.shape[0])
+        logits_BLX = self.logits(x_TD).reshape(batch_size, -1, self.weight.shape[0])  # X = E * Q: every slot
         slots = self.config.slots_per_expert
         tokens_per_expert = torch.full((self.n_experts,), batch_size * slots, dtype=torch.long, device=x_TD.device)
         stats = RouterStats(tokens_per_expert, no_drops(x_TD.device))
-        return SoftRouting(logits_BLC.softmax(dim=1), logits_BLC.softmax(dim=2), {}, stats)
+        return SoftRouting(logits_BLX.softmax(dim=1), logits_BLX.softmax(dim=2), {}, stats)
