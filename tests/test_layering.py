@@ -13,7 +13,8 @@ from dsmoe.routers import Router
 
 SRC = Path(dsmoe.__file__).parent
 FLOORS = [  # bottom first; each entry: a package (a directory) or a top-level module of dsmoe, as the README draws it
-    ("foundations", {"field_rules", "structured_files", "registry", "atomic", "hashing", "runtime"}),
+    ("process", {"runtime"}),
+    ("foundations", {"field_rules", "structured_files", "registry", "atomic", "hashing"}),
     ("config", {"config"}),
     ("experts", {"kernels"}),
     ("routing", {"routers"}),

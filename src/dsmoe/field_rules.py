@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dsmoe.runtime.devices import DEVICE_CHOICES, is_device_spec
+
 
 class FieldError(ValueError):
     """A bad field value, as `name=value rule`; a run config names the section too (`train.lr=...`)."""
@@ -40,6 +42,7 @@ KINDS = {  # kind -> (what it is, in words; the type test)
     "string": ("a non-empty string", lambda value: isinstance(value, str) and value != ""),
     "choice": ("one of", lambda value: isinstance(value, str)),
     "integers": ("a list of integers", lambda value: isinstance(value, list) and all(map(_is_integer, value))),
+    "device": (f"a device: {DEVICE_CHOICES}", is_device_spec),
 }
 
 

@@ -14,7 +14,7 @@ from dsmoe.runs import RunConfig
     (["train.lr"], "must look like section.key=value"),
     (["train.schedule='x'"], "train.schedule='x' must be one of cosine, step, constant"),
     (["train.steps=0"], "train.steps=0 must be an integer >= 1"),
-    (["train.dtype='fp16'"], "train.dtype='fp16' must be one of float32, bfloat16"),
+    (["train.dtype='fp16'"], "train.dtype='fp16' must be one of auto, float32, bfloat16"),
     (["train.lr=-1"], "train.lr=-1 must be a number > 0"),
     (["train.beta2=1.0"], "train.beta2=1.0 must be a number in [0, 1)"),
     (["train.compile=False"], "train.compile='False' must be true or false"),

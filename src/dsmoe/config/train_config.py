@@ -8,7 +8,7 @@ from dsmoe.field_rules import COUNT, FLAG, NON_NEGATIVE, POSITIVE, POSITIVE_INT,
 
 SCHEDULES = ("cosine", "step", "constant")
 OPTIMIZERS = ("adamw", "muon")
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("auto", "float32", "bfloat16")
 
 FIELD_RULES = dict(
     steps=POSITIVE_INT, batch_size=POSITIVE_INT, grad_accum=POSITIVE_INT, lr=POSITIVE,
@@ -16,7 +16,8 @@ FIELD_RULES = dict(
     optimizer=choice(OPTIMIZERS), muon_lr=POSITIVE, muon_momentum=Rule("number", "[0, 1)"),
     muon_experts=FLAG, weight_decay=NON_NEGATIVE,
     beta1=Rule("number", "[0, 1)"), beta2=Rule("number", "[0, 1)"), eps=POSITIVE,
-    grad_clip=NON_NEGATIVE, dtype=choice(DTYPES), compile=FLAG, activation_checkpointing=FLAG, seed=COUNT,
+    grad_clip=NON_NEGATIVE, device=Rule("device"), dtype=choice(DTYPES), compile=FLAG, activation_checkpointing=FLAG,
+    seed=COUNT,
     eval_every=COUNT, eval_batches=POSITIVE_INT, save_every=COUNT, keep_last=POSITIVE_INT,
     max_nonfinite=POSITIVE_INT, time_budget_min=optional(POSITIVE), tensorboard=FLAG, retain_freed_memory=FLAG,
 )
@@ -47,7 +48,14 @@ class TrainConfig:
     weight_decay: decoupled weight decay on matrices, AdamW's and Muon's (see dsmoe.train.optim). Default 0.1.
     beta1, beta2, eps: AdamW moments. Defaults 0.9, 0.95, 1e-8.
     grad_clip: max global gradient norm; 0 disables clipping. Default 1.0.
-    dtype: "float32" or "bfloat16" (autocast; weights and optimizer stay fp32). Default "float32".
+    device: where a single-process run trains: "auto" (CUDA if available, else MPS, else the CPU), "cpu", "cuda",
+        "cuda:N" or "mps" (dsmoe.runtime.devices); under torchrun each rank uses its LOCAL_RANK GPU, or the CPU.
+        Not part of the run: a resume may train elsewhere, as checkpoints hold device-independent fp32 tensors.
+        Default "auto".
+    dtype: the matmuls' precision: "float32", "bfloat16" (torch.autocast: weights, gradients and optimizer state
+        stay fp32, so checkpoints and exact resume are dtype-independent and the optimizer's small updates are not
+        rounded away; the router's logits stay fp32 too) or "auto" (bfloat16 on a GPU with native bf16, float32
+        elsewhere), resolved to one of the two when the run starts and recorded so. Default "auto".
     compile: wrap the model in torch.compile. Default False.
     activation_checkpointing: recompute each block's activations in backward. Default False.
     seed: seeds weights and the data order. Default 0.
@@ -80,7 +88,8 @@ class TrainConfig:
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip: float = 1.0
-    dtype: str = "float32"
+    device: str = "auto"
+    dtype: str = "auto"
     compile: bool = False
     activation_checkpointing: bool = False
     seed: int = 0

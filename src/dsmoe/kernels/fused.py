@@ -44,14 +44,31 @@ def use_grouped_mm(expert_kernel: str, x: torch.Tensor, gate_up_EFD: torch.Tenso
 
 def grouped_mm_supported(x: torch.Tensor, gate_up_EFD: torch.Tensor) -> bool:
     """Whether torch._grouped_mm exists and accepts these shapes and dtype."""
-    if x.dtype not in (torch.float32, torch.bfloat16):
-        return False
-    # the probe cannot run inside a torch.compile trace; there the op's existence has to do
-    runs = hasattr(torch, "_grouped_mm") if torch.compiler.is_compiling() else grouped_mm_runs_on(x.device.type, x.dtype)
-    if not runs:
-        return False
-    width, hidden = gate_up_EFD.shape[1] // 2, gate_up_EFD.shape[2]
-    return all(n * x.element_size() % GROUPED_MM_ALIGN_BYTES == 0 for n in (width, hidden))
+    if torch.compiler.is_compiling():  # the probe cannot run inside a torch.compile trace: the op's existence does
+        return hasattr(torch, "_grouped_mm") and x.dtype in (torch.float32, torch.bfloat16) and \
+            rows_aligned(gate_up_EFD.shape[1] // 2, gate_up_EFD.shape[2], x.dtype)
+    return grouped_mm_unavailable(x.device.type, x.dtype, gate_up_EFD.shape[1] // 2, gate_up_EFD.shape[2]) is None
+
+
+def grouped_mm_unavailable(device_type: str, dtype: torch.dtype, width: int, hidden: int) -> str | None:
+    """Why the fused grouped_mm op cannot run experts of this width and hidden size here, in words; None if it can.
+    On CUDA, torch._grouped_mm needs bf16 on an sm90+ GPU (what this torch build runs is probed)."""
+    if dtype not in (torch.float32, torch.bfloat16):
+        return f"it takes float32 or bfloat16, not {dtype_name(dtype)}"
+    if not grouped_mm_runs_on(device_type, dtype):
+        return f"this torch build does not run torch._grouped_mm on {device_type} in {dtype_name(dtype)}"
+    if not rows_aligned(width, hidden, dtype):
+        return (f"expert rows of {width} and {hidden} {dtype_name(dtype)} values are not multiples of "
+                f"{GROUPED_MM_ALIGN_BYTES} bytes")
+    return None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def rows_aligned(width: int, hidden: int, dtype: torch.dtype) -> bool:
+    return all(n * dtype.itemsize % GROUPED_MM_ALIGN_BYTES == 0 for n in (width, hidden))
 
 
 @functools.cache

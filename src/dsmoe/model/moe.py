@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dsmoe.config import ModelConfig
-from dsmoe.kernels.fused import fused_grouped_experts, loop_experts, sort_by_expert, use_grouped_mm
+from dsmoe.kernels.fused import (dtype_name, fused_grouped_experts, grouped_mm_unavailable, loop_experts,
+                                 sort_by_expert, use_grouped_mm)
 from dsmoe.kernels.pairwise import pairwise_experts, use_pairwise
 from dsmoe.routers import ROUTERS, RouterStats, Routing, SoftRouting
 
@@ -202,3 +203,18 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def expert_kernel_summary(config: ModelConfig, device: torch.device, dtype: torch.dtype) -> str:
+    """One line on the kernel the routed experts run on this device and dtype, and why when it is not the fused
+    op (said once when a command starts)."""
+    if not config.moe_layers:
+        return "expert kernel: none (no MoE layer)"
+    if config.expert_kernel == "loop":
+        return "expert kernel: loop over experts (expert_kernel='loop')"
+    why_not = grouped_mm_unavailable(device.type, dtype, config.moe_intermediate_size, config.hidden_size)
+    if why_not is None:
+        return f"expert kernel: fused grouped_mm ({device.type}, {dtype_name(dtype)})"
+    if config.expert_kernel == "grouped_mm":
+        raise ValueError(f"model.expert_kernel='grouped_mm' cannot run here: {why_not}; use 'auto' or 'loop'")
+    return f"expert kernel: loop over experts, the fallback ({why_not})"

@@ -27,6 +27,7 @@ from dsmoe.parallel.traffic import traffic_record
 from dsmoe.routers.step_updates import ReduceSum
 from dsmoe.runs import checkpoint as ckpt
 from dsmoe.runs.layout import CheckpointDir
+from dsmoe.runtime.devices import resolve_device
 
 
 def unique_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -35,14 +36,16 @@ def unique_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 class SingleProcess:
-    """One process: nothing to shard, reduce or agree on."""
+    """One process on one device: nothing to shard, reduce or agree on."""
 
     world_size, rank, is_writer = 1, 0, True
-    device = torch.device("cpu")
     reduce_sum: ReduceSum | None = None
 
+    def __init__(self, device: torch.device = torch.device("cpu")):
+        self.device = device
+
     def prepare(self, model: nn.Module) -> nn.Module:
-        return model
+        return model.to(self.device)
 
     def agree(self, flag: bool) -> bool:
         return flag
@@ -84,8 +87,8 @@ class SingleProcess:
 class ParallelRanks:
     """The ranks of a torchrun job over a ("dp", "ep") mesh; the model is parallelized by `prepare`."""
 
-    def __init__(self, config: ParallelConfig):
-        self.mesh: ParallelMesh = init_parallel(config)
+    def __init__(self, config: ParallelConfig, device_type: str):
+        self.mesh: ParallelMesh = init_parallel(config, device_type)
         self.config = config
         self.world_size, self.rank = dist.get_world_size(), dist.get_rank()
         self.is_writer = self.rank == 0
@@ -163,9 +166,18 @@ def expert_parallel_dispatchers(model: nn.Module) -> list[ExpertParallelDispatch
     return [moe.dispatcher for moe in moe_layers(model) if isinstance(moe.dispatcher, ExpertParallelDispatcher)]
 
 
-def join_ranks(config: ParallelConfig) -> SingleProcess | ParallelRanks:
-    """The processes this run trains on: one, unless the layout asks for more (then torchrun must have started
-    exactly ep * dp of them) or torchrun started several."""
+def join_ranks(config: ParallelConfig, device: str = "auto") -> SingleProcess | ParallelRanks:
+    """The processes this run trains on, on the device train.device names: one, unless the layout asks for more
+    (then torchrun must have started exactly ep * dp of them) or torchrun started several; each of those takes its
+    LOCAL_RANK GPU ("auto", "cuda") or the CPU ("cpu", or "auto" without CUDA)."""
     if config.world_size == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return SingleProcess()
-    return ParallelRanks(config)
+        return SingleProcess(resolve_device(device, "train.device"))
+    return ParallelRanks(config, rank_device_type(device))
+
+
+def rank_device_type(device: str) -> str:
+    """The device type every rank of a torchrun job uses for train.device `device`."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"train.device={device!r} names one device, but under torchrun each rank takes its "
+                         "LOCAL_RANK GPU: use auto, cuda or cpu")
+    return resolve_device(device, "train.device").type

@@ -1,4 +1,5 @@
-"""Process-level settings that make CPU training fast (nothing here changes numerics)."""
+"""Process-level settings: where and in what precision a command computes (devices), and CPU memory reuse that
+makes CPU training fast (cpu_allocator)."""
 
 from dsmoe.runtime.cpu_allocator import retain_freed_memory, unmap_freed_memory
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -17,7 +18,8 @@ from dsmoe.atomic import atomic_file, remove_temporaries
 from dsmoe.data import TrainBatches, prepare_data, token_byte_lengths
 from dsmoe.eval import EvalResult, evaluate_domains
 from dsmoe.model import DeepSeekMoEForCausalLM, apply_activation_checkpointing
-from dsmoe.parallel import ParallelConfig
+from dsmoe.model.moe import expert_kernel_summary
+from dsmoe.config import ParallelConfig, TrainConfig
 from dsmoe.parallel.ranks import ParallelRanks, SingleProcess, join_ranks
 from dsmoe.routers import discard_router_updates, install_router_updates
 from dsmoe.runs import RunConfig, RunDir
@@ -26,6 +28,7 @@ from dsmoe.runs.layout import CheckpointDir
 from dsmoe.runs.lock import lock_run
 from dsmoe.runs.metrics_log import MetricsLog
 from dsmoe.runtime import retain_freed_memory
+from dsmoe.runtime.devices import DTYPE_NAMES, peak_memory_mb, reset_peak_memory, resolve_dtype, to_device
 from dsmoe.train.metrics import eval_record, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler, load_optimizer_state
 from dsmoe.train.progress import TrainingProgress
@@ -71,7 +74,8 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
     """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation. Under torchrun every
     rank calls it (with the same arguments); rank 0 alone writes the run directory."""
     run_dir = RunDir(run_dir)
-    ranks = join_ranks(layout_of(config, run_dir, resume))
+    layout, device = layout_of(config, run_dir, resume)
+    ranks = join_ranks(layout, device)
     try:
         # before anything in the run directory is written, until the last write
         with lock_run(run_dir) if ranks.is_writer else contextlib.nullcontext():
@@ -80,20 +84,25 @@ def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -
         ranks.close()
 
 
-def layout_of(config: RunConfig | None, run_dir: RunDir, resume: bool) -> ParallelConfig:
-    """The [parallel] section to start the processes with: the given config's, else the resumed run's."""
-    if config is not None:
-        return config.parallel
-    if resume and run_dir.config_path.is_file():
-        return RunConfig.load(run_dir.config_path).parallel
-    return ParallelConfig()
+def layout_of(config: RunConfig | None, run_dir: RunDir, resume: bool) -> tuple[ParallelConfig, str]:
+    """The [parallel] section and train.device to start the processes with: the given config's, else the resumed
+    run's."""
+    if config is None and resume and run_dir.config_path.is_file():
+        config = RunConfig.load(run_dir.config_path)
+    if config is None:
+        return ParallelConfig(), TrainConfig.device
+    return config.parallel, config.train.device
 
 
 def train_on_ranks(ranks: SingleProcess | ParallelRanks, config: RunConfig | None, run_dir: RunDir,
                    resume: bool) -> TrainResult:
+    if config is not None:  # "auto" made concrete for this device before a resume compares it with the run's
+        config = with_resolved_dtype(config, ranks.device)
+        expert_kernel_line(config, ranks.device)  # an expert kernel this device lacks is refused before any work
     if ranks.is_writer:
         config, data = prepare_run(config, run_dir, resume)
     config = ranks.broadcast(config if ranks.is_writer else None)  # with the corpus's identity fixed by rank 0
+    config = with_resolved_dtype(config, ranks.device)  # a resumed run's own dtype, checked against this device
     if not ranks.is_writer:  # the tokenizer and token caches rank 0 wrote, read only
         data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size, reuse_tokenizer=True)
     if config.train.retain_freed_memory:
@@ -106,11 +115,20 @@ def train_on_ranks(ranks: SingleProcess | ParallelRanks, config: RunConfig | Non
     scheduler = build_scheduler(optimizer, config.train, progress.position)
     install_router_updates(optimizer, model, ranks.reduce_sum)
     start_step = restore(ranks, run_dir, model, optimizer, scheduler, progress) if resume else 0
-    if ranks.is_writer:
+    if ranks.is_writer:  # (the kernel said once the run has started: a refusal before it stays one line)
         with atomic_file(run_dir.config_path) as temporary:
             temporary.write_text(config.to_toml())
+        print(expert_kernel_line(config, ranks.device), file=sys.stderr)
     trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step, progress, ranks)
     return trainer.run()
+
+
+def expert_kernel_line(config: RunConfig, device: torch.device) -> str:
+    return expert_kernel_summary(config.model, device, DTYPE_NAMES[config.train.dtype])
+
+
+def with_resolved_dtype(config: RunConfig, device: torch.device) -> RunConfig:
+    return replace(config, train=replace(config.train, dtype=resolve_dtype(config.train.dtype, device)))
 
 
 def prepare_run(config: RunConfig | None, run_dir: RunDir, resume: bool):
@@ -203,7 +221,8 @@ class Trainer:
 
     def train_one_step(self, bar: tqdm) -> None:
         started = time.perf_counter()
-        inputs, labels = (batch.to(self.ranks.device) for batch in self.batches.batch(self.step))
+        inputs, labels = (to_device(batch, self.ranks.device) for batch in self.batches.batch(self.step))
+        reset_peak_memory(self.ranks.device)
         self.model.train()
         self.ranks.reset_traffic(self.model)  # count this step's, not an evaluation's
         settings = self.config.train
@@ -222,7 +241,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         tokens_per_s = inputs.numel() / (time.perf_counter() - started)
-        self.log_step(result, lr, grad_norm, tokens_per_s, traffic)
+        self.log_step(result, lr, grad_norm, tokens_per_s, peak_memory_mb(self.ranks.device), traffic)
         bar.set_postfix(loss=f"{result.loss:.3f}", tok_s=f"{tokens_per_s:,.0f}")
         bar.update(1)
         self.maybe_eval_and_save()
@@ -239,10 +258,10 @@ class Trainer:
             raise NonFiniteLossError(f"{self.nonfinite_streak} consecutive non-finite losses at step {self.step}; "
                                      f"stopping. Last good checkpoint: {latest}")
 
-    def log_step(self, result: StepResult, lr: float, grad_norm: float, tokens_per_s: float,
+    def log_step(self, result: StepResult, lr: float, grad_norm: float, tokens_per_s: float, memory_mb: float,
                  traffic: dict | None) -> None:
         self.log({"step": self.step, "loss": result.loss, "lm_loss": result.lm_loss, **result.aux_losses,
-                  "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s,
+                  "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s, "peak_memory_mb": memory_mb,
                   "experts": expert_metrics(self.config.model.moe_layers, result.router_stats),
                   **({"traffic": traffic} if traffic is not None else {})})
 
