@@ -40,13 +40,13 @@ def _gather(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[torch
 def _epoch_generator(seed: int, epoch: int, *stream: int) -> torch.Generator:
     """A generator seeded from (seed, epoch) and, for draws other than the epoch's order, a stream number."""
     mixed_seed = int(np.random.SeedSequence([seed, epoch, *stream]).generate_state(1, np.uint64)[0])
-    return torch.Generator().manual_seed(mixed_seed)
+    return torch.Generator("cpu").manual_seed(mixed_seed)
 
 
 @lru_cache(maxsize=4)  # a batch touches at most a few epochs; keep their orders instead of redrawing
 def _epoch_order(n_windows: int, seed: int, epoch: int) -> np.ndarray:
     """The order in which epoch `epoch` visits the windows: a permutation drawn from (seed, epoch) alone."""
-    order = torch.randperm(n_windows, generator=_epoch_generator(seed, epoch)).numpy()
+    order = torch.randperm(n_windows, generator=_epoch_generator(seed, epoch), device="cpu").numpy()
     order.flags.writeable = False
     return order
 
@@ -60,7 +60,7 @@ def epoch_shift(seq_len: int, seed: int, epoch: int) -> int:
     epoch) alone (a stream of its own: the epoch's order is the same with or without shifts)."""
     if epoch == 0:
         return 0
-    return int(torch.randint(seq_len, (1,), generator=_epoch_generator(seed, epoch, SHIFT_STREAM)))
+    return int(torch.randint(seq_len, (1,), generator=_epoch_generator(seed, epoch, SHIFT_STREAM), device="cpu"))
 
 
 class TrainBatches:

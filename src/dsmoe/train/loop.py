@@ -108,7 +108,8 @@ def train_on_ranks(ranks: SingleProcess | ParallelRanks, config: RunConfig | Non
     if config.train.retain_freed_memory:
         retain_freed_memory()
     torch.manual_seed(config.train.seed)
-    model = ranks.prepare(DeepSeekMoEForCausalLM(config.model))
+    with torch.device("cpu"):  # initialised on the host from the seed: every device starts from the same weights
+        model = ranks.prepare(DeepSeekMoEForCausalLM(config.model))
     apply_activation_checkpointing(model, config.train.activation_checkpointing)
     optimizer = build_optimizer(model, config.train)
     progress = TrainingProgress(config.train)

@@ -74,7 +74,7 @@ def accumulate_micro_batches(model: nn.Module, micro_batches: list[tuple[torch.T
                              reduce_sum: ReduceSum | None = None) -> StepResult:
     """Forward/backward these (inputs, labels) micro-batches of a step of `n_micro` (over all ranks) holding
     `total_targets` targets: LM losses weighted by their share of the targets, aux losses 1/n_micro."""
-    lm_total, aux_total, stats = torch.zeros((), dtype=torch.float64), {}, []
+    lm_total, aux_total, stats = torch.zeros((), dtype=torch.float64, device="cpu"), {}, []  # reported on the host
     with balance_counts(model, [micro_inputs for micro_inputs, _ in micro_batches], dtype, reduce_sum):
         for micro_inputs, micro_labels in micro_batches:
             with autocast_context(dtype, micro_inputs.device):
