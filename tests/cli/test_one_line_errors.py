@@ -83,6 +83,16 @@ def test_a_run_that_keeps_diverging_exits_1_naming_the_last_good_checkpoint(tmp_
     assert "consecutive non-finite losses" in err
 
 
+def test_a_collective_closed_by_another_ones_timeout_is_named(tmp_path, capsys, monkeypatch):
+    """Gloo fails the collectives left in flight when one times out with an error that does not name gloo."""
+    def closed(model, *args):
+        raise RuntimeError("Application timeout caused pair closure")
+
+    monkeypatch.setattr(loop, "accumulate_gradients", closed)
+    err = one_line(capsys, 1, train_args(tmp_path, tmp_path / "run", train__steps=1))
+    assert "a collective with the other ranks failed" in err and err.endswith("Application timeout caused pair closure")
+
+
 def test_ctrl_c_before_training_starts_exits_130_in_one_line(tmp_path):
     out = tmp_path / "run"
     # the built-in Shakespeare with a fresh cache: its tokenizer takes seconds to train, before any step

@@ -34,11 +34,16 @@ def describe(error: OSError) -> str:
     return f"{error.filename}: {error.strerror or error}"
 
 
+# a Gloo error that does not name gloo: a collective failed by another one's timeout on the same process group
+GLOO_PAIR_CLOSURE = "application timeout caused pair closure"
+
+
 def collective_failed(error: RuntimeError) -> bool:
     """A peer died or hung in a torchrun job: torch's DistError, or Gloo's and NCCL's own RuntimeErrors (a Gloo
-    timeout is a plain RuntimeError naming gloo)."""
+    timeout is a plain RuntimeError naming gloo, the pair closure it causes one that does not)."""
     text = str(error).lower()
-    return isinstance(error, torch.distributed.DistError) or "gloo" in text or "nccl" in text
+    return (isinstance(error, torch.distributed.DistError) or "gloo" in text or "nccl" in text
+            or GLOO_PAIR_CLOSURE in text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ with the (local expert, weight) of each of its pairs there; that rank runs its e
 kernel as a single process (ExpertBatch rows are the received tokens) and returns one row per received token,
 its pairs' weighted outputs already summed. The hidden states travel in the experts' compute dtype (bf16 under
 autocast). Both exchanges are differentiable (functional collectives' all_to_all_single_autograd), so backward
-sends the gradients the reverse way.
+sends the gradients the reverse way. Each exchange is waited for before the next is issued (see `exchange`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.distributed._functional_collectives import all_to_all_single_autograd
+from torch.distributed._functional_collectives import all_to_all_single_autograd, wait_tensor
 
 from dsmoe.model.moe import ExpertBatch, TokenDispatcher, autocast_dtype
 from dsmoe.parallel.traffic import LayerTraffic
@@ -39,6 +39,12 @@ def all_to_all_counts(counts_PX: torch.Tensor, group: dist.ProcessGroup) -> torc
     received_PX = torch.empty_like(counts_PX)
     dist.all_to_all_single(received_PX, counts_PX, group=group)
     return received_PX
+
+
+def exchange(x: torch.Tensor, received: list[int], sent: list[int], group: dist.ProcessGroup) -> torch.Tensor:
+    """Differentiable all-to-all of x's rows, finished before it returns: of two left in flight on one group, a Gloo
+    timeout (a rank stopped answering) fails the other with "Application timeout caused pair closure", not itself."""
+    return wait_tensor(all_to_all_single_autograd(x, received, sent, group))
 
 
 class ExpertParallelDispatcher(TokenDispatcher):
@@ -72,8 +78,8 @@ class ExpertParallelDispatcher(TokenDispatcher):
 
         sent_token_R = row_key_R % n_tokens
         x_RD = x_TD.to(autocast_dtype(x_TD)).index_select(0, sent_token_R)
-        x_received = all_to_all_single_autograd(x_RD, rows_received, rows_sent, self.group)
-        weight_received = all_to_all_single_autograd(weight_S, pairs_received, pairs_sent, self.group)
+        x_received = exchange(x_RD, rows_received, rows_sent, self.group)
+        weight_received = exchange(weight_S, pairs_received, pairs_sent, self.group)
         row_received = torch.empty(sum(pairs_received), dtype=torch.long, device=x_TD.device)
         dist.all_to_all_single(row_received, row_in_chunk_S, pairs_received, pairs_sent, group=self.group)
 
@@ -96,7 +102,7 @@ class ExpertParallelDispatcher(TokenDispatcher):
                                       self.experts_per_rank)
 
     def combine(self, rows_RD: torch.Tensor, batch: ExchangedBatch, routing: Routing | SoftRouting) -> torch.Tensor:
-        returned_RD = all_to_all_single_autograd(rows_RD, batch.rows_sent, batch.rows_received, self.group)
+        returned_RD = exchange(rows_RD, batch.rows_sent, batch.rows_received, self.group)
         self.traffic.add_combine(self.ep_rank, batch.rows_received, batch.rows_sent,
                                  rows_RD.shape[-1] * rows_RD.element_size())
         out_TD = returned_RD.new_zeros(batch.n_tokens, returned_RD.shape[-1])
