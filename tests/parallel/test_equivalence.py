@@ -24,7 +24,7 @@ CASES = [(world, layout) for world, layouts in LAYOUTS.items() for layout in lay
 def results(request, tmp_path_factory) -> tuple[int, dict]:
     out = tmp_path_factory.mktemp(f"world{request.param}") / "results.json"
     done = torchrun(request.param, [str(WORKER), str(out)], cwd=Path(__file__).parents[2])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-12000:]
     return request.param, json.loads(out.read_text())
 
 

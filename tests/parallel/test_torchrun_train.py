@@ -43,7 +43,7 @@ def ep2_run(tmp_path_factory) -> tuple[Path, Path]:
     tmp_path = tmp_path_factory.mktemp("ep2")
     out = tmp_path / "run"
     done = torchrun_dsmoe(2, train_args(tmp_path, out, **EP2_RUN))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-12000:]
     assert done.stdout.count(f"stopped at step {STEPS}") == 1  # rank 0 speaks for the job
     return tmp_path, out
 
@@ -90,7 +90,7 @@ def test_resume_with_other_layouts(ep2_run, tmp_path):
                  "--set", f"train.steps={STEPS + 1}"]) == 0
     done = torchrun_dsmoe(4, ["train", "--out", str(resumed), "--resume", "--set", "parallel.ep=4",
                               "--set", f"train.steps={STEPS + 2}"])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-12000:]
     assert sorted(step_losses(resumed)) == list(range(1, STEPS + 3))
     traffic = [record["traffic"] for record in read_metrics(resumed / "metrics.jsonl")
                if record.get("step") == STEPS + 2 and "loss" in record]
@@ -104,7 +104,8 @@ def wait_for_step(run: Path, step: int, job, timeout: float = 120) -> None:
         if metrics.is_file() and max(step_losses(run), default=0) >= step:
             return
         time.sleep(0.05)
-    raise AssertionError(f"the job did not reach step {step}")
+    ended = "" if job.poll() is None else f" (it ended with {job.returncode}: {job.communicate()[1][-12000:]})"
+    raise AssertionError(f"the job did not reach step {step}{ended}")
 
 
 def test_a_killed_rank_stops_the_job_and_resume_follows_the_same_trajectory(ep2_run):
@@ -119,7 +120,7 @@ def test_a_killed_rank_stops_the_job_and_resume_follows_the_same_trajectory(ep2_
     job.communicate(timeout=120)
     assert job.returncode != 0 and time.monotonic() - started < 60
     resumed = torchrun_dsmoe(2, ["train", "--out", str(killed), "--resume"])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, resumed.stderr[-12000:]
     expected, got = step_losses(uninterrupted), step_losses(killed)
     assert sorted(got) == sorted(expected) == list(range(1, STEPS + 1))
     for step in range(5, STEPS + 1):  # the steps after the checkpoint it resumed from
@@ -142,22 +143,32 @@ def test_a_mesh_that_does_not_fit_the_processes_is_refused(tmp_path, monkeypatch
     assert "torchrun started 2 processes but parallel.ep=4 x parallel.dp=1 = 4" in capsys.readouterr().err
 
 
+HUNG_TIMEOUT_S = 10  # long enough that a rank merely slowed by a loaded machine is not taken for a hung one
+
+
+def still_running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie, or reaped since, has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_hung_rank_ends_the_others_within_the_timeout(tmp_path):
     """Rank 1 stopped (SIGSTOP) mid-run: rank 0's next collective gives up after parallel.timeout_s and it exits
     naming the cause; torchrun then ends the stopped rank (after its own grace period, so the test kills it)."""
     run = tmp_path / "run"
     job = start_torchrun_dsmoe(2, train_args(tmp_path, run, train__steps=400, parallel__ep=2,
-                                             parallel__timeout_s=3))
+                                             parallel__timeout_s=HUNG_TIMEOUT_S))
     wait_for_step(run, 3, job)
-    hung = rank_pid(job, 1)
+    hung, rank0 = rank_pid(job, 1), rank_pid(job, 0)
+    assert hung is not None and rank0 is not None
     os.kill(hung, signal.SIGSTOP)
-    started, rank0 = time.monotonic(), rank_pid(job, 0)
-    while rank0 is not None and Path(f"/proc/{rank0}").exists() and time.monotonic() - started < 60:
-        if Path(f"/proc/{rank0}/stat").read_text().split()[2] == "Z":
-            break
+    started = time.monotonic()
+    while still_running(rank0) and time.monotonic() - started < 60:
         time.sleep(0.2)
     waited = time.monotonic() - started
     os.kill(hung, signal.SIGKILL)
     _, stderr = job.communicate(timeout=120)
-    assert waited < 3 + 20, waited
-    assert "rank 0: a collective with the other ranks failed" in stderr and "Timed out" in stderr, stderr[-3000:]
+    assert waited < HUNG_TIMEOUT_S + 20, waited
+    assert "rank 0: a collective with the other ranks failed" in stderr and "Timed out" in stderr, stderr[-12000:]
