@@ -38,7 +38,8 @@ from dsmoe.parallel.comm_model import CommVolume, ExpertPlacement, bytes_moved, 
 from dsmoe.parallel.parallelize import moe_layers
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs.metrics_log import read_metrics
-from dsmoe.train.step import autocast_context, rank_micro_batches
+from dsmoe.runtime.devices import autocast_context
+from dsmoe.train.step import rank_micro_batches
 
 TINY = dict(hidden_size=64, n_layers=2, n_heads=2, vocab_size=512, max_seq_len=64, intermediate_size=128,
             moe_intermediate_size=32, first_k_dense_replace=0)

@@ -21,6 +21,7 @@ from dsmoe.model import count_params
 from dsmoe.model.counterpart import dense_counterpart
 from dsmoe.runs import RunConfig, RunDir, load_run
 from dsmoe.runs.metrics_log import read_metrics
+from dsmoe.runs.run_config import Override
 from dsmoe.train.calibrate import fit_steps_to_budget, seconds_per_step
 from dsmoe.train.loop import TrainResult, train
 from dsmoe.train.metrics import load_summary
@@ -48,13 +49,15 @@ def expert_load_table(metrics_path: Path, last_steps: int = 50) -> str:
     return "\n".join(rows)
 
 
-def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Sequence[str] = (),
-             compare_dense: bool = False) -> TrainResult:
+def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Sequence[Override] = (),
+             compare_dense: bool = False, device: str | torch.device = "auto") -> TrainResult:
     """Train the demo for up to `minutes` into `out` (default runs/demo-<date>-<time>) with `overrides` of its
     config applied, printing the report to stdout; with compare_dense, then its dense counterpart for as long into
-    `<out>-dense`. Returns where the MoE's training stopped (or the dense one's, if that stopped early)."""
+    `<out>-dense`. Training, its timing and the sample run on `device` (train.device; an override of train.device
+    wins). Returns where the MoE's training stopped (or the dense one's, if that stopped early)."""
     out = Path(out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    config = RunConfig.load(DEMO_CONFIG, [("train.time_budget_min", minutes), *overrides])
+    config = RunConfig.load(DEMO_CONFIG, [("train.time_budget_min", minutes), ("train.device", str(device)),
+                                          *overrides])
     dense = dataclasses.replace(config, model=dense_counterpart(config.model)) if compare_dense else None
     dense_out = out.with_name(out.name + "-dense")
     if dense is not None and dense_out.exists() and any(dense_out.iterdir()):  # before any work, not after 5 minutes
@@ -92,9 +95,10 @@ def train_and_report(config: RunConfig, minutes: float, out: Path, label: str) -
         print("\nexpert load per MoE layer (100 = the mean; a balanced layer is flat):")
         print(expert_load_table(run.metrics_path))
     print("\nsample (temperature 0.8, top-k 50):\n")
-    loaded = load_run(out)
+    loaded = load_run(out, device=config.train.device)
     sys.stdout.write("ROMEO:")
-    stream_completion(loaded.model, loaded.tokenizer, "ROMEO:", SamplingConfig(max_new_tokens=120), sys.stdout)
+    with loaded.autocast():
+        stream_completion(loaded.model, loaded.tokenizer, "ROMEO:", SamplingConfig(max_new_tokens=120), sys.stdout)
     plot = plot_loss_curve(run.metrics_path, run.loss_plot_path)
     print(f"\n\nrun directory {out}: {run.checkpoints_dir.name}/, {run.metrics_path.name}, {run.config_path.name}, "
           f"{run.tokenizer_path.name}, {plot.name}")

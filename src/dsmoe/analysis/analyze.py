@@ -9,10 +9,12 @@ kept checkpoints, the expert-disabling and shared-expert probes: analysis.model_
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dsmoe.analysis.domain_data import DomainData, analysis_data
 from dsmoe.analysis.load_balance import load_over_training
@@ -23,8 +25,10 @@ from dsmoe.analysis.trace_numbers import trace_numbers
 from dsmoe.analysis.trace_store import stored_trace
 from dsmoe.runs import CheckpointDir, LoadedRun, RunDir, load_run
 from dsmoe.runs.metrics_log import read_metrics
+from dsmoe.runtime.devices import resolve_device
 
 DEFAULT_MAX_TOKENS = 1 << 18  # per domain: enough for stable shares, bounded time on a CPU
+DTYPE = "float32"  # routing recorded as the fp32 weights choose, so a stored trace holds on every device
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,11 @@ def run_labels(paths: list[Path]) -> list[str]:
     return [name if names.count(name) == 1 else str(path) for name, path in zip(names, paths)]
 
 
-def opened(run_dir: str | Path, data: str | None, max_tokens: int, step: int | None = None
+def opened(run_dir: str | Path, data: str | None, max_tokens: int, device: torch.device, step: int | None = None
            ) -> tuple[RunDir, LoadedRun, DomainData]:
     run = RunDir(run_dir)
     chosen = checkpoint_of(run, step)
-    loaded = load_run(run.path, chosen.path if chosen else None)
+    loaded = load_run(run.path, chosen.path if chosen else None, device)
     if not loaded.config.model.moe_layers:
         raise ValueError(f"{str(run.path)!r} is a dense model (no MoE layer): it has no experts to analyse")
     return run, loaded, analysis_data(loaded.config, loaded.tokenizer, run.tokenizer_path, data, max_tokens)
@@ -84,22 +88,27 @@ def run_numbers(run: RunDir, loaded: LoadedRun, data: DomainData, disabling_ks: 
     probe_data = ProbeData(data.tokens, seq_len, batch_size, loaded.tokenizer, probe_batches)
     loads = {int(layer): np.array(stats["load"]["tokens_per_expert"]) for layer, stats in numbers["layers"].items()}
     numbers.update(model_numbers(model, loads, probe_data, disabling_ks))
-    numbers["stability"] = stability_numbers(run, checkpoint, trace, data.tokens, seq_len, batch_size)
+    numbers["stability"] = stability_numbers(run, checkpoint, trace, data.tokens, seq_len, batch_size, loaded.device)
     return numbers
 
 
 def analyze_run(run_dir: str | Path, data: str | None = None, step: int | None = None,
                 compare: tuple[str | Path, ...] = (), out: str | Path | None = None,
-                max_tokens: int = DEFAULT_MAX_TOKENS, probes: bool = True, probe_batches: int = 8) -> Analysis:
+                max_tokens: int = DEFAULT_MAX_TOKENS, probes: bool = True, probe_batches: int = 8,
+                device: str | torch.device = "auto") -> Analysis:
     """Analyse the experts of run `run_dir` (its newest intact checkpoint, or that of `step`) on `data` (see
     analysis.domain_data), with the expert-disabling probe of each `compare` run on one plot (every run at the same
     shares of its experts disabled: 0, 1, .., 4 over the fewest experts of any of them); write numbers.json,
     the plots and report.html to `out` (default RUN/analysis/report/), replacing an earlier analysis there only
-    once the new one is complete."""
+    once the new one is complete. The models (trace, norms, probes) run on `device` (a torch.device or a --device
+    name) in float32; the statistics and the report are computed on the CPU. The expert kernel used is said on
+    stderr once every run and the data are read."""
+    device = resolve_device(device, "device")
     out_dir = Path(out) if out else RunDir(run_dir).analysis_report_dir
     check_output(out_dir)
-    run, loaded, domain_data = opened(run_dir, data, max_tokens, step)
-    others = [opened(other, data, max_tokens) for other in compare]  # every run opens before any work is done
+    run, loaded, domain_data = opened(run_dir, data, max_tokens, device, step)
+    others = [opened(other, data, max_tokens, device) for other in compare]  # every run opens before any work
+    print(loaded.expert_kernel(DTYPE), file=sys.stderr)
     ks = disabling_steps([each.config.model.n_routed_experts for each in [loaded, *(other for _, other, _ in others)]])
     numbers = run_numbers(run, loaded, domain_data, ks[0] if probes else None, probe_batches)
     if probes:

@@ -19,7 +19,8 @@ def shared_routed_norms(model: nn.Module, batches: Iterable[torch.Tensor]) -> di
     ratio shared / routed. Layers without shared experts are left out."""
     layers = {index: block.ffn for index, block in enumerate(model.layers)
               if block.is_moe and block.ffn.shared_experts is not None}
-    sums = {index: torch.zeros(3, dtype=torch.float64) for index in layers}
+    device = next(model.parameters()).device
+    sums = {index: torch.zeros(3, dtype=torch.float64, device=device) for index in layers}
     tokens = dict.fromkeys(layers, 0)
 
     def measure(moe: nn.Module, args: tuple, output: tuple, index: int) -> None:
@@ -32,7 +33,7 @@ def shared_routed_norms(model: nn.Module, batches: Iterable[torch.Tensor]) -> di
     handles = [moe.register_forward_hook(functools.partial(measure, index=index)) for index, moe in layers.items()]
     with hooked(model, handles):
         for ids_BL in batches:
-            model(ids_BL)
+            model(ids_BL.to(device))
     return {str(index): {"shared_norm": float(sums[index][0] / max(tokens[index], 1)),
                          "routed_norm": float(sums[index][1] / max(tokens[index], 1)),
                          "ratio": float(sums[index][2] / max(tokens[index], 1)), "tokens": tokens[index]}

@@ -77,17 +77,17 @@ def disabling_curve(run: RunDir, loaded: LoadedRun, tokens: dict[str, np.ndarray
 
 
 def stability_numbers(run: RunDir, analysed: CheckpointDir, trace: Trace, tokens: dict[str, np.ndarray],
-                      seq_len: int, batch_size: int) -> list[dict]:
+                      seq_len: int, batch_size: int, device: torch.device = torch.device("cpu")) -> list[dict]:
     """For every other intact checkpoint of the run, oldest first: the share of tokens whose expert set differs
-    from the analysed checkpoint's, per layer (how early routing settles). A checkpoint is loaded (and verified)
-    only when its trace is not stored yet; a corrupt one is skipped, said so."""
+    from the analysed checkpoint's, per layer (how early routing settles). A checkpoint is loaded (and verified),
+    onto `device`, only when its trace is not stored yet; a corrupt one is skipped, said so."""
     found = []
     for checkpoint in run.checkpoints():
         if checkpoint.path == analysed.path:
             continue
         try:
             other = stored_trace(run.traces_dir, checkpoint, tokens, seq_len, batch_size,
-                                 lambda checkpoint=checkpoint: load_run(run.path, checkpoint.path).model)
+                                 lambda checkpoint=checkpoint: load_run(run.path, checkpoint.path, device).model)
         except CorruptCheckpointError as error:
             print(f"routing stability: skipping corrupt checkpoint ({error})", file=sys.stderr)
             continue

@@ -18,7 +18,7 @@ from dsmoe.model.moe import ExpertBatch
 def cosine_matrix(rows_EX: torch.Tensor) -> np.ndarray:
     """[E, E] cosine similarity between the rows."""
     unit_EX = torch.nn.functional.normalize(rows_EX.double(), dim=-1)
-    return (unit_EX @ unit_EX.T).numpy()
+    return (unit_EX @ unit_EX.T).cpu().numpy()
 
 
 def similarity_summary(similarity_EE: np.ndarray) -> dict:
@@ -42,7 +42,7 @@ def every_expert_on(moe: nn.Module, x_RD: torch.Tensor) -> torch.Tensor:
 def expert_output_similarity(moe: nn.Module, x_RD: torch.Tensor) -> np.ndarray:
     """[E, E]: the mean over the R inputs of the cosine similarity between two experts' outputs."""
     unit_ERD = torch.nn.functional.normalize(every_expert_on(moe, x_RD).double(), dim=-1)
-    return torch.einsum("ard,brd->ab", unit_ERD, unit_ERD).div(len(x_RD)).numpy()
+    return torch.einsum("ard,brd->ab", unit_ERD, unit_ERD).div(len(x_RD)).cpu().numpy()
 
 
 def expert_weight_similarity(moe: nn.Module) -> np.ndarray:
@@ -61,9 +61,10 @@ def moe_inputs(model: nn.Module, batches: Iterable[torch.Tensor], max_tokens: in
         caught[index].append(args[0].flatten(0, -2).detach())
 
     handles = [moe.register_forward_pre_hook(functools.partial(catch, index=index)) for index, moe in layers.items()]
+    device = next(model.parameters()).device
     with hooked(model, handles):
         for ids_BL in batches:
-            model(ids_BL)
+            model(ids_BL.to(device))
             if sum(map(len, caught[next(iter(layers))])) >= max_tokens:
                 break
     return {index: torch.cat(rows)[:max_tokens] for index, rows in caught.items() if rows}

@@ -2,6 +2,8 @@
 
 Writes numbers.json, PNG plots and a self-contained report.html (default RUN/analysis/report/); the routing trace
 it reads is kept under RUN/analysis/traces/ and reused by the next analysis of the same checkpoint and data.
+The models run on --device in float32 (so a stored trace holds on every device); the statistics and the report
+are computed on the CPU.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 
 from dsmoe.analysis.analyze import DEFAULT_MAX_TOKENS, analyze_run
+from dsmoe.cli.device_option import add_device_option
+from dsmoe.runtime.devices import resolve_device
 
 
 def positive_int(text: str) -> int:
@@ -39,11 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batches per domain each probe's validation loss is measured on (default 8)")
     parser.add_argument("--no-probes", action="store_true", help="skip the expert-disabling and shared-expert "
                         "probes (they evaluate the model several times)")
+    add_device_option(parser, "the routing trace is recorded and the probes run, in float32")
 
 
 def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
     analysis = analyze_run(args.run, args.data, args.checkpoint, tuple(args.compare), args.out, args.max_tokens,
-                           not args.no_probes, args.probe_batches)
+                           not args.no_probes, args.probe_batches, device)
     numbers = analysis.numbers
     print(f"analysed {numbers['checkpoint']} on {numbers['data']}")
     for layer, stats in numbers["layers"].items():

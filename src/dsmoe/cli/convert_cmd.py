@@ -8,10 +8,12 @@ from pathlib import Path
 
 import torch
 
+from dsmoe.cli.device_option import add_device_option
 from dsmoe.interop.families import exportable
 from dsmoe.interop.hf import TOKENIZER_FILE
 from dsmoe.interop.run_dirs import export_run, import_run
 from dsmoe.runs import RunDir
+from dsmoe.runtime.devices import resolve_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -26,19 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="family to export as (default: the one the config fits; deepseek_v3 for MLA with "
                              "sigmoid routing)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weight dtype of an import")
+    add_device_option(parser, "the model is held while converting: an import's weights are cast and placed there "
+                      "as they stream in, an export's checkpoint is loaded there; the files written are the same on "
+                      "every device", default="cpu", default_help="cpu")
 
 
 def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
     if args.from_hf:
         if args.model_type:
             raise ValueError("--model-type applies to --to-hf; an import reads the model_type of config.json")
-        out = import_run(args.from_hf, args.out, DTYPES[args.dtype])
+        out = import_run(args.from_hf, args.out, DTYPES[args.dtype], device)
         print(f"run directory: {out}")
         tokenizer = RunDir(out).tokenizer_path
         if not tokenizer.is_file():
             print(f"note: {args.from_hf} has no {TOKENIZER_FILE}; `dsmoe eval` and `dsmoe generate` need one: copy "
                   f"the model's tokenizers-format {TOKENIZER_FILE} to {tokenizer}", file=sys.stderr)
         return 0
-    out = export_run(args.to_hf, args.out, args.model_type)
+    out = export_run(args.to_hf, args.out, args.model_type, device)
     print(f"Hugging Face directory: {out} ({', '.join(sorted(path.name for path in Path(out).iterdir()))})")
     return 0

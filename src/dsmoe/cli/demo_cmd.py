@@ -1,14 +1,17 @@
 """The quickstart's demo: train the tiny DeepSeekMoE on Tiny Shakespeare for a few minutes.
 Then show validation loss and bits per byte, the per-layer expert load, a generated sample and the run
-directory; --compare-dense trains the dense counterpart too (in Python: dsmoe.demo.run_demo)."""
+directory; --compare-dense trains the dense counterpart too (in Python: dsmoe.demo.run_demo). Trains and samples
+on --device."""
 
 from __future__ import annotations
 
 import argparse
 
+from dsmoe.cli.device_option import add_device_option, check_one_train_device
 from dsmoe.cli.exit_codes import for_stop
 from dsmoe.demo import run_demo
 from dsmoe.field_rules import POSITIVE
+from dsmoe.runtime.devices import resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare-dense", action="store_true",
                         help="then train the dense model of the same activated parameters the same way for the same "
                              "time, into <out>-dense, and print the two side by side (twice the time)")
+    add_device_option(parser, "it trains and samples, the same as --set train.device=DEVICE (in train.dtype)",
+                      default=None, default_help="auto, or --set train.device")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.device is not None:
+        resolve_device(args.device)  # before the step is timed or anything is written
     POSITIVE.check("--minutes", args.minutes)
-    return for_stop(run_demo(args.minutes, args.out, args.overrides, args.compare_dense).stopped_early)
+    check_one_train_device(args.device, args.overrides)
+    result = run_demo(args.minutes, args.out, args.overrides, args.compare_dense, args.device or "auto")
+    return for_stop(result.stopped_early)

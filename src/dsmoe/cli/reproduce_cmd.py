@@ -3,19 +3,22 @@
 Suites: table1, granularity, shared-ratio, specialisation, balancing, placement. Every variant is derived from one
 base (activated FFN parameters per token checked equal), sees the same tokens in the same order, and trains for the
 same steps or the same minutes; results.json, report.md and the plots go to --out. Rerunning the same command
-skips the finished runs and resumes an interrupted one.
+skips the finished runs and resumes an interrupted one. Every run trains and is evaluated on --device, and the
+specialisation suite's probe runs there too.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from dsmoe.cli.exit_codes import for_stop
 from dsmoe.cli.analyze_cmd import positive_int
+from dsmoe.cli.device_option import add_device_option, check_one_train_device
+from dsmoe.cli.exit_codes import for_stop
 from dsmoe.reproduce.plan import BUDGETS, Plan
 from dsmoe.reproduce.runner import SuiteInterrupted, run_suite
 from dsmoe.reproduce.scales import SCALES
 from dsmoe.reproduce.suites import SUITES
+from dsmoe.runtime.devices import resolve_device
 
 
 def positive_number(text: str) -> float:
@@ -44,15 +47,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="suite directory (default runs/reproduce/SUITE-SCALE)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a field of every run, e.g. --set train.lr=1e-3")
+    add_device_option(parser, "every run trains (in its train.dtype) and the probe runs, the same as --set "
+                      "train.device=DEVICE", default=None, default_help="auto, or --set train.device")
 
 
 def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device or "auto")
+    check_one_train_device(args.device, args.overrides)
     if (args.steps is not None and args.budget != "steps") or (args.minutes is not None and args.budget != "minutes"):
         raise ValueError(f"--steps goes with --budget steps and --minutes with --budget minutes (got --budget "
                          f"{args.budget})")
     value = args.steps if args.budget == "steps" else args.minutes
     plan = Plan.make(args.suite, args.scale, args.seeds, args.data, args.budget, value, args.out,
-                     tuple(args.overrides))
+                     tuple(args.overrides), device)
     try:
         run_suite(plan)
     except SuiteInterrupted as stopped:

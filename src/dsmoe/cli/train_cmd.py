@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dsmoe.cli.device_option import add_device_option, check_one_train_device
 from dsmoe.cli.exit_codes import for_stop
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs.run_config import Override
+from dsmoe.runtime.devices import resolve_device
 from dsmoe.train.loop import train
 from dsmoe.train.resume import saved_config
 
@@ -19,10 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="text file, directory, glob, or built-in corpus (shakespeare, domains)")
     parser.add_argument("--out", default="runs/default", help="run directory (default: runs/default)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    add_device_option(parser, "it trains, the same as --set train.device=DEVICE (in train.dtype)", default=None,
+                      default_help="the config's train.device, auto unless set")
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = [*args.overrides, *([("data.path", args.data)] if args.data is not None else [])]
+    if args.device is not None:
+        resolve_device(args.device)  # here, to name --device; the training loop resolves it per rank
+    check_one_train_device(args.device, args.overrides)
+    overrides = [*args.overrides, *([("data.path", args.data)] if args.data is not None else []),
+                 *([("train.device", args.device)] if args.device is not None else [])]
     result = train(resolve_cli_config(args.config, overrides, Path(args.out), args.resume), Path(args.out),
                    resume=args.resume)
     if result.writer:  # under torchrun, rank 0 speaks for the job

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dsmoe.data.batches import val_batches
+from dsmoe.runtime.devices import to_device
 
 
 @dataclass
@@ -35,8 +36,9 @@ def evaluate_tokens(model: nn.Module, tokens: np.ndarray, seq_len: int, batch_si
     nll, n_tokens, n_bytes = 0.0, 0, 0
     device = next(model.parameters()).device
     for inputs, targets in val_batches(tokens, seq_len, batch_size, max_batches):
-        logits = model(inputs.to(device)).logits
-        nll += F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten(), reduction="sum").item()
+        logits = model(to_device(inputs, device)).logits
+        nll += F.cross_entropy(logits.float().flatten(0, 1), to_device(targets, device).flatten(),
+                               reduction="sum").item()
         n_tokens += targets.numel()
         n_bytes += int(token_bytes[targets.numpy()].sum())
     model.train(was_training)

@@ -42,11 +42,12 @@ def layout(model: DeepSeekMoEForCausalLM, names: KeyNames, per_expert: bool) -> 
     return hf_pieces(shapes, names, config.n_layers, config.n_mtp_modules, config.tie_word_embeddings, per_expert)
 
 
-def from_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> DeepSeekMoEForCausalLM:
+def from_pretrained(path: str | Path, dtype: torch.dtype = torch.float32,
+                    device: torch.device = torch.device("cpu")) -> DeepSeekMoEForCausalLM:
     """Load a Hugging Face checkpoint directory (config.json and safetensors shards) as a dsmoe model in eval mode.
 
     The model is built on the meta device and filled shard by shard, so memory holds the model plus one tensor;
-    weights are cast to `dtype`. DeepSeek-V3 MTP layers (model.layers.{num_hidden_layers + k}) become dsmoe's MTP
+    weights are cast to `dtype` and placed on `device` as they arrive (the model's memory is the device's). DeepSeek-V3 MTP layers (model.layers.{num_hidden_layers + k}) become dsmoe's MTP
     modules. Errors name the unsupported model_type or field, or the missing, unexpected or misshapen tensor.
     """
     directory = Path(path)
@@ -64,7 +65,7 @@ def from_pretrained(path: str | Path, dtype: torch.dtype = torch.float32) -> Dee
     pieces = layout(model, family.names, per_expert=True)
     source = f"checkpoint {str(directory)!r}"
     check_names(pieces, names, source)
-    fill = StreamingFill(model, pieces, dtype)
+    fill = StreamingFill(model, pieces, dtype, device)
     for file in files:
         with safe_open(file, "pt") as shard:
             for name in shard.keys():

@@ -43,10 +43,11 @@ def check_names(pieces: dict[str, Piece], available: Iterable[str], source: str)
 
 
 class StreamingFill:
-    """Puts Hugging Face tensors into a meta-device dsmoe model: put() each, then finish()."""
+    """Puts Hugging Face tensors into a meta-device dsmoe model on `device`: put() each, then finish()."""
 
-    def __init__(self, model: DeepSeekMoEForCausalLM, pieces: dict[str, Piece], dtype: torch.dtype):
-        self.model, self.pieces, self.dtype = model, pieces, dtype
+    def __init__(self, model: DeepSeekMoEForCausalLM, pieces: dict[str, Piece], dtype: torch.dtype,
+                 device: torch.device = torch.device("cpu")):
+        self.model, self.pieces, self.dtype, self.device = model, pieces, dtype, device
         state = model.state_dict(keep_vars=True)
         self.shapes = {name: tensor.shape for name, tensor in state.items()}
         self.floating = {name for name, tensor in state.items() if tensor.is_floating_point()}
@@ -85,7 +86,7 @@ class StreamingFill:
         if kept.is_meta:
             return
         for hf_name, tensor in self.pending_copies.pop(name):
-            if not torch.equal(tensor.to(kept.dtype), kept):
+            if not torch.equal(tensor.to(kept.device, kept.dtype), kept):
                 raise ValueError(f"checkpoint tensor {hf_name!r} differs from the one dsmoe keeps for {name!r} "
                                  "(dsmoe shares one copy)")
 
@@ -97,27 +98,29 @@ class StreamingFill:
         """A parameter becomes the tensor in `dtype`; a buffer keeps its own dtype (the fp32 expert bias)."""
         module, attribute = self.owner(name)
         if attribute in module._parameters:
-            module._parameters[attribute] = nn.Parameter(tensor.to(self.dtype), requires_grad=True)
+            module._parameters[attribute] = nn.Parameter(tensor.to(self.device, self.dtype), requires_grad=True)
         else:
-            module._buffers[attribute] = tensor.to(module._buffers[attribute].dtype)
+            module._buffers[attribute] = tensor.to(self.device, module._buffers[attribute].dtype)
 
     def stacked(self, name: str) -> torch.Tensor:
         """The stacked expert tensor `name`, allocated (uninitialised) when its first slice arrives."""
         module, attribute = self.owner(name)
         current = module._parameters[attribute]
         if current.is_meta:
-            current = module._parameters[attribute] = nn.Parameter(torch.empty(current.shape, dtype=self.dtype))
+            current = module._parameters[attribute] = nn.Parameter(torch.empty(current.shape, dtype=self.dtype,
+                                                                               device=self.device))
         return current.data
 
     def finish(self, source: str) -> DeepSeekMoEForCausalLM:
-        """Check completeness and the stored copies, tie the head, rebuild computed buffers; the model in eval mode."""
+        """Check completeness and the stored copies, tie the head, rebuild computed buffers (on the CPU, then moved);
+        the model in eval mode on the device."""
         check_names(self.pieces, self.placed, source)
         if self.model.config.tie_word_embeddings:
             self.model.lm_head.weight = self.model.embed_tokens.weight
         for name in list(self.pending_copies):
             self.check_copies(name)
         rebuild_computed_buffers(self.model)
-        return self.model.eval()
+        return self.model.to(self.device).eval()
 
 
 def rebuild_computed_buffers(model: DeepSeekMoEForCausalLM) -> None:

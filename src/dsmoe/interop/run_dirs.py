@@ -16,14 +16,17 @@ from dsmoe.config.data_config import DataConfig
 from dsmoe.interop.hf import TOKENIZER_FILE, from_pretrained, save_pretrained
 from dsmoe.runs import RunConfig, RunDir, load_checkpoint_model
 from dsmoe.runs.checkpoint import save_weights_only_run
+from dsmoe.runtime.devices import resolve_device
 
 IMPORTED_STEP = 0
 
 
-def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-    """Write the checkpoint in `hf_dir` (see hf.from_pretrained) as a new run directory `run_dir`."""
+def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = torch.float32,
+               device: str | torch.device = "cpu") -> Path:
+    """Write the checkpoint in `hf_dir` (see hf.from_pretrained) as a new run directory `run_dir`, its weights
+    streamed into the model on `device` (a torch.device or a --device name); the files do not depend on it."""
     hf_dir = Path(hf_dir)
-    model = from_pretrained(hf_dir, dtype)
+    model = from_pretrained(hf_dir, dtype, resolve_device(device, "device"))
     data = DataConfig(seq_len=min(DataConfig.seq_len, model.config.max_seq_len))
     config_toml = RunConfig(model=model.config, data=data).to_toml()
     tokenizer = hf_dir / TOKENIZER_FILE
@@ -31,8 +34,10 @@ def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = tor
     return Path(run_dir)
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, model_type: str | None = None) -> Path:
-    """Write the latest checkpoint of `run_dir` (and its tokenizer) as a Hugging Face checkpoint directory."""
-    _, model, _ = load_checkpoint_model(run_dir)
+def export_run(run_dir: str | Path, out_dir: str | Path, model_type: str | None = None,
+               device: str | torch.device = "cpu") -> Path:
+    """Write the latest checkpoint of `run_dir` (and its tokenizer) as a Hugging Face checkpoint directory, the
+    model loaded on `device` (a torch.device or a --device name); the files do not depend on it."""
+    _, model, _ = load_checkpoint_model(run_dir, device=device)
     tokenizer = RunDir(run_dir).tokenizer_path
     return save_pretrained(model, out_dir, model_type, tokenizer if tokenizer.is_file() else None)

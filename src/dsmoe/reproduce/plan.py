@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from dsmoe.data.text_files import corpus_files
 from dsmoe.reproduce.scales import Scale, scale_named
 from dsmoe.reproduce.suites import Suite, suite_named
 from dsmoe.reproduce.variants import Variant
 from dsmoe.runs import RunConfig
 from dsmoe.runs.run_config import Override
+from dsmoe.runtime.devices import resolve_device
 
 BUDGETS = ("steps", "minutes")
 
@@ -19,7 +22,8 @@ BUDGETS = ("steps", "minutes")
 class Plan:
     """Every variant of `suite` at `scale`, once per seed 0 .. seeds-1, on `data`, each for the same optimizer
     steps (budget "steps") or the same minutes of training on this machine (budget "minutes", steps sized to
-    it), in out/<variant>/seed<k>. `overrides`: --set assignments applied to every run last."""
+    it), in out/<variant>/seed<k>, each on `device` (its train.device; the runs' evaluations and the probe run
+    there too). `overrides`: --set assignments applied to every run last."""
 
     suite: Suite
     scale: Scale
@@ -29,12 +33,15 @@ class Plan:
     budget_value: float
     out: Path
     overrides: tuple[Override, ...] = field(default_factory=tuple)
+    device: str = "auto"
 
     @classmethod
     def make(cls, suite: str, scale: str = "tiny", seeds: int = 1, data: str | None = None,
              budget: str = "steps", budget_value: float | None = None, out: str | Path | None = None,
-             overrides: tuple[Override, ...] = ()) -> Plan:
+             overrides: tuple[Override, ...] = (), device: str | torch.device = "auto") -> Plan:
         """Check every argument (naming it) before any work."""
+        resolve_device(device)  # a device not here is refused before any work
+        device = str(device)
         chosen_suite, chosen_scale = suite_named(suite), scale_named(scale)
         if budget not in BUDGETS:
             raise ValueError(f"--budget {budget!r} must be one of {', '.join(BUDGETS)}")
@@ -47,7 +54,7 @@ class Plan:
                              f" of {budget}")
         out = Path(out) if out is not None else Path("runs") / "reproduce" / f"{suite}-{scale}"
         plan = cls(chosen_suite, chosen_scale, seeds, data or chosen_suite.data, budget,
-                   int(value) if budget == "steps" else float(value), out, tuple(overrides))
+                   int(value) if budget == "steps" else float(value), out, tuple(overrides), device)
         for variant in plan.variants:  # a bad override or layout fails here, naming its field
             plan.run_config(variant, 0)
         corpus_files(plan.data)  # a missing corpus too, before the first run starts
@@ -63,7 +70,8 @@ class Plan:
     def run_config(self, variant: Variant, seed: int) -> RunConfig:
         """The variant's run: the scale's base and recipe, the variant's changes, this seed (weights and data
         order: every variant of a seed reads the same tokens in the same order), the budget, the overrides."""
-        train = {**self.scale.train, "batch_size": self.scale.batch_size, **variant.train, "seed": seed}
+        train = {**self.scale.train, "batch_size": self.scale.batch_size, **variant.train, "seed": seed,
+                 "device": self.device}
         if self.budget == "steps":
             train["steps"] = self.budget_value
         else:  # sized to the minutes once measured (runner.fit), the clock stops it either way

@@ -4,6 +4,7 @@ from its newest checkpoint; then the results, the report and its plots are writt
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -13,8 +14,10 @@ from dsmoe.reproduce.collect import run_results, run_state
 from dsmoe.reproduce.plan import Plan
 from dsmoe.reproduce.specialisation_probe import disabling_probe
 from dsmoe.reproduce.variants import check_matched, matched_params_table, variant_params
+from dsmoe.runs import RunDir
 from dsmoe.train.calibrate import fit_steps_to_budget
 from dsmoe.train.loop import train
+from dsmoe.train.resume import saved_config
 
 
 class SuiteInterrupted(RuntimeError):
@@ -31,8 +34,9 @@ def train_variant(plan: Plan, variant, seed: int) -> str:
     state = run_state(run_dir, config)
     if state == "finished":
         return "finished earlier"
-    if state == "interrupted":
-        result = train(None, run_dir, resume=True)
+    if state == "interrupted":  # as the run trained, on this plan's device
+        saved = saved_config(RunDir(run_dir))
+        result = train(replace(saved, train=replace(saved.train, device=config.train.device)), run_dir, resume=True)
     else:
         if plan.budget == "minutes":
             config = fit_steps_to_budget(config, plan.budget_value)

@@ -12,7 +12,7 @@ from dsmoe.reproduce.variants import Variant
 def disabling_probe(plan: Plan, first: Variant, second: Variant, max_tokens: int) -> dict:
     out = plan.out / "analysis"
     analysis = analyze_run(plan.run_dir(first, 0), data=plan.data, compare=(plan.run_dir(second, 0),), out=out,
-                           max_tokens=max_tokens)
+                           max_tokens=max_tokens, device=plan.run_config(first, 0).train.device)
     curves = analysis.numbers["expert_disabling"]
     by_variant = dict(zip((first.name, second.name), curves.values()))
     return {"title": "Disabling each layer's most-routed experts (seed 0)", "x_label": "share of routed experts disabled",

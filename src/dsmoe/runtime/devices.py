@@ -13,6 +13,7 @@ it reads data or writes anything.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import resource
@@ -42,9 +43,11 @@ def available_devices() -> list[str]:
     return ["cpu", *cuda, *(["mps"] if mps_available() else [])]
 
 
-def resolve_device(spec: str, name: str = "--device") -> torch.device:
-    """The torch.device `spec` names on this machine; a malformed or absent one is a ValueError naming `name`, the
-    value and what is available."""
+def resolve_device(spec: str | torch.device, name: str = "--device") -> torch.device:
+    """The torch.device `spec` names on this machine (a torch.device is checked the same way); a malformed or absent
+    one is a ValueError naming `name`, the value and what is available."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
     if not is_device_spec(spec):
         raise ValueError(f"{name}={spec!r} is not a device: choose {DEVICE_CHOICES}")
     if spec == "auto":
@@ -73,6 +76,20 @@ def resolve_dtype(dtype: str, device: torch.device, name: str = "train.dtype") -
         say_once(f"note: {name}='bfloat16' on a CPU without native bf16 ({' or '.join(FAST_BF16_CPU_FLAGS)}) runs "
                  "emulated, slower than float32")
     return dtype
+
+
+def inference_dtype(trained_dtype: str, device: torch.device) -> str:
+    """The dtype eval and generate compute in on `device` for a run trained in `trained_dtype`: bfloat16 (autocast)
+    where the run trained in it (or "auto") and the device has native bf16 matmuls, else float32 (always on the CPU,
+    where it is exact and, without native bf16, the faster)."""
+    return "bfloat16" if trained_dtype in ("auto", "bfloat16") and device_has_bf16(device) else "float32"
+
+
+def autocast_context(dtype: str, device: torch.device):
+    """Matmuls in bf16 under torch.autocast for dtype "bfloat16" (weights stay as they are); nothing for float32."""
+    if dtype == "bfloat16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def device_has_bf16(device: torch.device) -> bool:
@@ -107,6 +124,14 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return batch.pin_memory().to(device, non_blocking=True)
     return batch.to(device)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on a GPU, so that a wall-clock time covers it (the CPU computes as it is called)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -19,34 +19,40 @@ from dsmoe.model import DeepSeekMoEForCausalLM
 from dsmoe.routers import install_router_updates
 from dsmoe.runs import RunConfig
 from dsmoe.runtime import retain_freed_memory
+from dsmoe.runtime.devices import resolve_device, resolve_dtype, synchronize
 from dsmoe.train.optim import build_optimizer
 from dsmoe.train.step import accumulate_gradients
 
 
-def training_step(config: RunConfig) -> Callable[[], None]:
+def training_step(config: RunConfig, device: torch.device) -> Callable[[], None]:
     """One optimizer step of this config's model as the training loop takes it (forward/backward of every
-    micro-batch, gradient clipping, the optimizer and its post-step hooks), on random tokens of its batch shape."""
-    model = DeepSeekMoEForCausalLM(config.model).train()
+    micro-batch, gradient clipping, the optimizer and its post-step hooks), on random tokens of its batch shape, on
+    `device` in the train.dtype it resolves to there; it returns once the device has done the step."""
+    model = DeepSeekMoEForCausalLM(config.model).to(device).train()
     optimizer = build_optimizer(model, config.train)
     install_router_updates(optimizer, model)
     shape = (config.train.batch_size * config.train.grad_accum, config.data.seq_len)
-    tokens = torch.randint(0, config.model.vocab_size, shape)
+    tokens = torch.randint(0, config.model.vocab_size, shape).to(device)
     max_norm = config.train.grad_clip if config.train.grad_clip > 0 else math.inf
+    dtype = resolve_dtype(config.train.dtype, device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        accumulate_gradients(model, tokens, tokens, config.train.grad_accum, config.train.dtype)
+        accumulate_gradients(model, tokens, tokens, config.train.grad_accum, dtype)
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         optimizer.step()
+        synchronize(device)
     return step
 
 
 def seconds_per_step(config: RunConfig, timed_steps: int = 5, warmup_steps: int = 2) -> float:
-    """Fastest wall time of a full optimizer step of this config's model, on random tokens, after warm-ups."""
+    """Fastest wall time of a full optimizer step of this config's model, on random tokens, after warm-ups, on the
+    device train.device names."""
+    device = resolve_device(config.train.device, "train.device")
     if config.train.retain_freed_memory:
         retain_freed_memory()
     rng_state = torch.get_rng_state()  # the real run's weights and data order must not depend on this probe
-    step = training_step(config)
+    step = training_step(config, device)
     times = []
     for _ in range(warmup_steps + timed_steps):
         start = time.perf_counter()

@@ -12,6 +12,7 @@ from dsmoe.model.transformer import IGNORE_INDEX
 from dsmoe.routers import RouterStats
 from dsmoe.routers.global_balance import global_batch_counts, uses_global_batch
 from dsmoe.routers.step_updates import ReduceSum
+from dsmoe.runtime.devices import autocast_context
 from dsmoe.train.metrics import sum_router_stats
 
 
@@ -21,12 +22,6 @@ class StepResult:
     lm_loss: float
     aux_losses: dict[str, float] = field(default_factory=dict)
     router_stats: list[RouterStats] = field(default_factory=list)
-
-
-def autocast_context(dtype: str, device: torch.device):
-    if dtype == "bfloat16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def balance_counts(model: nn.Module, micro_inputs: list[torch.Tensor], dtype: str, reduce_sum: ReduceSum | None):
