@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from dsmoe.kernels import sort_by_expert
+from results import print_result
 from timing import device_name, median, time_round_robin
 
 
@@ -82,14 +83,31 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {device_name(device)}, {args.dtype}, T={args.tokens}")
     print(f"  {'layout':<16} {'projection':<8} {'grouped TFLOP/s':>16} {'dense TFLOP/s':>14} {'grouped / dense':>16}")
+    results = {}
     for layout_name in args.layouts:
         runs, flops = layout_runs(LAYOUTS[layout_name], args.tokens, device, dtype)
         times = time_round_robin(runs, args.warmup, args.repeats, device)
-        for projection, work in flops.items():
-            grouped, dense = (work / median(times[f"{kind} {projection}"]) / 1e12 for kind in ("grouped", "dense"))
-            print(f"  {layout_name:<16} {projection:<8} {grouped:>16.1f} {dense:>14.1f} {grouped / dense:>15.0%}")
+        results[layout_name] = layout_rates(times, flops)
+        for projection, rates in results[layout_name].items():
+            print(f"  {layout_name:<16} {projection:<8} {rates['grouped_tflops']:>16.1f} {rates['dense_tflops']:>14.1f}"
+                  f" {rates['ratio']:>15.0%}")
         del runs
+    print_result("grouped_gemm", device=device_name(device), dtype=args.dtype, tokens=args.tokens,
+                 n_experts={name: LAYOUTS[name].n_experts for name in args.layouts}, layouts=results)
 
+
+def layout_rates(times: dict[str, list[float]], flops: dict[str, int]) -> dict[str, dict[str, float]]:
+    """TFLOP/s of the grouped and the dense GEMMs per projection, and of both projections together ("both": all
+    their FLOPs over the sum of their median times), with grouped / dense."""
+    seconds = {kind: {projection: median(times[f"{kind} {projection}"]) for projection in flops}
+               for kind in ("grouped", "dense")}
+    for kind_seconds in seconds.values():
+        kind_seconds["both"] = sum(kind_seconds.values())
+    rates = {}
+    for projection, work in {**flops, "both": sum(flops.values())}.items():
+        grouped, dense = (work / seconds[kind][projection] / 1e12 for kind in ("grouped", "dense"))
+        rates[projection] = {"grouped_tflops": grouped, "dense_tflops": dense, "ratio": grouped / dense}
+    return rates
 
 if __name__ == "__main__":
     main()

@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import transformers
 from torch import nn
-from transformers import DeepseekV3Config
-from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MoE
 
 from dsmoe import ModelConfig
 from dsmoe.model.init import init_weights
 from dsmoe.model.moe import MoE, SwiGLU
 from dsmoe.runtime import unmap_freed_memory
 from peak_memory import in_subprocess, peak_rss_growth_mib
+from results import print_result, transformers_label, transformers_missing
 from timing import device_name, median, setup_cpu, time_round_robin
 
 ROUTED_SCALING_FACTOR = 2.5  # DeepSeek-V3's, given to both libraries
@@ -77,8 +75,12 @@ def dsmoe_layer(layout: Layout, hidden: int, expert_kernel: str) -> MoE:
     return MoE(config)
 
 
-def hf_layer(layout: Layout, hidden: int, experts_implementation: str) -> DeepseekV3MoE:
-    """transformers' block; n_shared_experts=0 builds a zero-width shared MLP (adds zeros, costs ~nothing)."""
+def hf_layer(layout: Layout, hidden: int, experts_implementation: str) -> nn.Module:
+    """transformers' DeepseekV3MoE block; n_shared_experts=0 builds a zero-width shared MLP (adds zeros, costs
+    ~nothing)."""
+    from transformers import DeepseekV3Config
+    from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MoE
+
     config = DeepseekV3Config(hidden_size=hidden, n_routed_experts=layout.n_routed_experts,
                               num_experts_per_tok=layout.top_k, moe_intermediate_size=layout.expert_width,
                               n_shared_experts=layout.n_shared_experts, n_group=1, topk_group=1,
@@ -88,7 +90,7 @@ def hf_layer(layout: Layout, hidden: int, experts_implementation: str) -> Deepse
 
 
 @torch.no_grad()
-def copy_to_hf(source: MoE, target: DeepseekV3MoE) -> None:
+def copy_to_hf(source: MoE, target: nn.Module) -> None:
     """Same tensor layouts: gate_up_proj [E, 2F, D] (gate rows first), down_proj [E, D, F], gate [E, D]."""
     target.gate.weight.copy_(source.router.weight)
     target.experts.gate_up_proj.copy_(source.experts.gate_up_proj)
@@ -192,8 +194,9 @@ def saved_activation_mib(impl: Impl, x: torch.Tensor, ids: torch.Tensor) -> floa
     return sum(saved.values()) / 2**20
 
 
-def benchmark_layout(name: str, args: argparse.Namespace) -> dict[str, float]:
-    """Check, time and print one layout."""
+def benchmark_layout(name: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Check, time and print one layout; returns each implementation's median ms, its ratio to the dense median,
+    and (with --memory) its peak activation MiB."""
     layout = LAYOUTS[name]
     names = [i for i in args.impls if i not in SLOW_IMPLS or name in SLOW_IMPLS[i] or args.all_eager]
     impls, reference = build_impls(layout, args.hidden, names, torch.device(args.device), getattr(torch, args.dtype))
@@ -208,7 +211,9 @@ def benchmark_layout(name: str, args: argparse.Namespace) -> dict[str, float]:
         peaks = {impl_name: gpu_peak_memory_mib(impl, x, ids, grad) for impl_name, impl in impls.items()}
     elif args.memory:
         peaks = {impl_name: peak_memory_mib(name, impl_name, args) for impl_name in impls}
-    return print_layout_table(times, impls, x, ids, peaks)
+    ratios = print_layout_table(times, impls, x, ids, peaks)
+    return {"median_ms": {impl_name: median(samples) * 1e3 for impl_name, samples in times.items()},
+            "ratio_to_dense": ratios, "peak_activation_mib": peaks}
 
 
 def print_layout_table(times: dict[str, list[float]], impls: dict[str, Impl], x, ids,
@@ -264,10 +269,14 @@ def main() -> None:
         setup_cpu(system_allocator=True)
         unmap_freed_memory()
         return peak_memory_child(args)
-    print(f"{setup_cpu(args.system_allocator)}, transformers {transformers.__version__}, {args.dtype} "
-          f"{device_name(args.device)}")
-    ratios = {name: benchmark_layout(name, args) for name in args.layouts}
-    print_summary(ratios, args.impls)
+    missing = transformers_missing()
+    skipped = {name: missing for name in args.impls if name.startswith("hf-") and missing}
+    args.impls = [name for name in args.impls if name not in skipped]
+    print(f"{setup_cpu(args.system_allocator)}, {transformers_label()}, {args.dtype} {device_name(args.device)}")
+    results = {name: benchmark_layout(name, args) for name in args.layouts}
+    print_summary({name: result["ratio_to_dense"] for name, result in results.items()}, args.impls)
+    print_result("moe_layer", device=device_name(args.device), dtype=args.dtype, tokens=args.tokens,
+                 hidden=args.hidden, layouts=results, skipped=skipped)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ def dsmoe_config(max_seq_len: int, dense: bool = False) -> ModelConfig:
                        norm_topk_prob=True, routed_scaling_factor=2.5, aux_loss_alpha=0.0)
 
 
-def build_models(max_seq_len: int) -> dict[str, torch.nn.Module]:
-    """dsmoe's model, the same weights in transformers' DeepseekV3ForCausalLM, and the dense equal-FLOPs model."""
+def build_models(max_seq_len: int, with_transformers: bool = True) -> dict[str, torch.nn.Module]:
+    """dsmoe's model, the same weights in transformers' DeepseekV3ForCausalLM (unless `with_transformers` is
+    False), and the dense equal-FLOPs model."""
     torch.manual_seed(0)
-    dsmoe = DeepSeekMoEForCausalLM(dsmoe_config(max_seq_len))
-    hf = to_transformers(dsmoe, "deepseek_v3")
-    hf.set_experts_implementation("grouped_mm")  # transformers' fastest experts path
-    return {"dsmoe": dsmoe, "hf-deepseek_v3": hf,
-            "dsmoe-dense": DeepSeekMoEForCausalLM(dsmoe_config(max_seq_len, dense=True))}
+    models = {"dsmoe": DeepSeekMoEForCausalLM(dsmoe_config(max_seq_len))}
+    if with_transformers:
+        models["hf-deepseek_v3"] = to_transformers(models["dsmoe"], "deepseek_v3")
+        models["hf-deepseek_v3"].set_experts_implementation("grouped_mm")  # transformers' fastest experts path
+    return {**models, "dsmoe-dense": DeepSeekMoEForCausalLM(dsmoe_config(max_seq_len, dense=True))}
