@@ -20,6 +20,7 @@ from dsmoe.demo import DEMO_CONFIG
 from dsmoe.model import count_params
 from dsmoe.model.counterpart import dense_counterpart
 from dsmoe.runs import RunConfig
+from dsmoe.runtime.devices import resolve_device, resolve_dtype
 from dsmoe.train.calibrate import training_step
 from timing import median, print_times, setup_cpu, time_round_robin
 
@@ -35,15 +36,16 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    print(f"{setup_cpu(args.system_allocator)}, fp32")
     moe = RunConfig.load(DEMO_CONFIG, args.overrides)
+    device = resolve_device(moe.train.device, "train.device")
+    print(f"{setup_cpu(args.system_allocator)}, {device}, {resolve_dtype(moe.train.dtype, device)}")
     configs = {"DeepSeekMoE": moe, "dense": dataclasses.replace(moe, model=dense_counterpart(moe.model))}
     for name, config in configs.items():
         params = count_params(config.model)
         print(f"{name}: {params.total:,} params, {params.activated:,} activated, optimizer {config.train.optimizer}")
     torch.manual_seed(0)
-    times = time_round_robin({name: training_step(config) for name, config in configs.items()}, args.warmup,
-                             args.repeats)
+    times = time_round_robin({name: training_step(config, device) for name, config in configs.items()},
+                             args.warmup, args.repeats)
     tokens = moe.train.batch_size * moe.train.grad_accum * moe.data.seq_len
     print(f"batch {moe.train.batch_size} x seq {moe.data.seq_len}; {args.warmup} warm-up + {args.repeats} timed rounds")
     print_times(times, tokens, "tokens", reference="dense")
