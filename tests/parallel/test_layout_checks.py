@@ -1,8 +1,9 @@
 """A [parallel] layout the model or the batch cannot be split into is refused at config construction, naming the
-fields, before any process starts work."""
+fields, before any process starts work; so is a single device for the ranks of a torchrun job."""
 
 import pytest
 
+from dsmoe.parallel.ranks import rank_device_type
 from dsmoe.runs import RunConfig
 
 REFUSALS = [
@@ -26,3 +27,14 @@ def test_layouts_that_fit():
     assert "[parallel]" in config.to_toml() and RunConfig.from_dict(config.to_dict()) == config
     dense = RunConfig.load(None, ["model.n_routed_experts=0", "parallel.ep=3", "train.batch_size=3"])
     assert dense.parallel.ep == 3  # no MoE layer: nothing to divide
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "mps"])
+def test_a_single_device_is_refused_under_torchrun(device):
+    with pytest.raises(ValueError, match=rf"train\.device='{device}' names one device, but under torchrun each rank "
+                                         "takes its LOCAL_RANK GPU: use auto, cuda or cpu"):
+        rank_device_type(device)
+
+
+def test_under_torchrun_auto_is_the_cpu_without_cuda():
+    assert rank_device_type("auto") == rank_device_type("cpu") == "cpu"
