@@ -73,6 +73,23 @@ def test_an_output_directory_with_other_files_is_refused_before_any_work(analysi
     assert [path.name for path in tmp_path.iterdir()] == ["mine.txt"]
 
 
+def test_a_file_of_the_users_in_an_earlier_analysis_is_kept_and_named(analysis, tmp_path):
+    out = tmp_path / "analysis"
+    with one_thread():
+        analyze_run(analysis.numbers["run"], out=out, probes=False)
+    written = sorted(path.name for path in out.iterdir())
+    assert "files.json" in written and "numbers.json" in written
+    (out / "notes.txt").write_text("my notes")
+    with pytest.raises(ValueError, match=r"holds notes\.txt, which dsmoe analyze did not write"):
+        analyze_run(analysis.numbers["run"], out=out, probes=False)
+    assert (out / "notes.txt").read_text() == "my notes" and sorted(path.name for path in out.iterdir()) == sorted(
+        [*written, "notes.txt"])
+    (out / "notes.txt").unlink()
+    with one_thread():  # its own earlier files alone: replaced
+        analyze_run(analysis.numbers["run"], out=out, probes=False)
+    assert sorted(path.name for path in out.iterdir()) == written
+
+
 def test_cli_refusals_name_the_input(analysis, tmp_path, capsys):
     def refusal(*args: str) -> str:
         with pytest.raises(SystemExit) if "--max-tokens" in args else contextlib.nullcontext() as usage:

@@ -15,16 +15,33 @@ from dsmoe.atomic import atomic_directory
 
 REPORT = "report.html"
 NUMBERS = "numbers.json"
+WRITTEN = "files.json"  # the files an analysis wrote: only those are replaced by the next one
 SECTIONS = (sections.load_section, sections.domains_section, sections.tokens_section, sections.coactivation_section,
             probe_sections.shared_section, probe_sections.redundancy_section, probe_sections.stability_section,
             probe_sections.disabling_section)
 
 
 def check_output(out_dir: Path) -> None:
-    """Refuse an output directory holding anything but an earlier analysis: it would be replaced."""
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / NUMBERS).is_file())):
+    """Refuse an output directory holding anything but an earlier analysis (replacing it deletes its files): any
+    entry its files.json does not list, or, for an analysis from before that record, anything but numbers.json,
+    report.html and PNG plots, is the user's and is named."""
+    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        return
+    if not out_dir.is_dir() or not (out_dir / NUMBERS).is_file():
         raise ValueError(f"--out {str(out_dir)!r} exists and is not an earlier analysis (no {NUMBERS}); choose an "
                          "empty or new directory")
+    foreign = sorted(path.name for path in out_dir.iterdir() if not written_here(out_dir, path))
+    if foreign:
+        raise ValueError(f"--out {str(out_dir)!r} holds {', '.join(foreign)}, which dsmoe analyze did not write; "
+                         "replacing the earlier analysis there would delete it: move it, or choose another --out")
+
+
+def written_here(out_dir: Path, path: Path) -> bool:
+    """Whether `path` in the earlier analysis `out_dir` is one of the files that analysis wrote."""
+    record = out_dir / WRITTEN
+    if record.is_file():
+        return path.name == WRITTEN or path.name in json.loads(record.read_text())["files"]
+    return path.is_file() and (path.name in (NUMBERS, REPORT) or path.suffix == ".png")
 
 
 def overview_section(numbers: dict, out: Path, metrics_path: Path | None) -> Section:
@@ -62,4 +79,6 @@ def write_analysis(out_dir: Path, numbers: dict, metrics_path: Path | None = Non
         built += [section for build in SECTIONS if (section := build(numbers, temporary)) is not None]
         write_report(temporary / REPORT, "Expert analysis", f"{numbers['run']} at step {numbers['step']}", built,
                      numbers["moe_layers"], numbers)
+        files = sorted(path.name for path in temporary.iterdir())
+        (temporary / WRITTEN).write_text(json.dumps({"written_by": "dsmoe analyze", "files": files}, indent=1) + "\n")
     return numbers
