@@ -44,7 +44,7 @@ def test_data_scores_all_the_text_of_the_file_and_says_so(run_dir, tmp_path, cap
     assert main(["eval", "--run", str(run_dir), "--data", str(tmp_path / "plays.txt")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"scored 1 file: {tmp_path / 'plays.txt'} ({len(text.encode()):,} bytes, {n_tokens:,} tokens)"
-    assert lines[1].startswith("all domains: loss ") and lines[1].endswith(f"({n_tokens - 1:,} tokens)")
+    assert lines[1].startswith("all domains: loss ") and lines[1].endswith(f"({n_tokens - 1:,} tokens predicted)")
 
 
 def test_a_held_out_val_file_alone_is_scored(run_dir, tmp_path):

@@ -24,7 +24,10 @@ class EvalResult:
     per_domain: dict[str, "EvalResult"] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return f"loss {self.loss:.4f}  ppl {self.perplexity:.2f}  bits/byte {self.bits_per_byte:.4f}  ({self.tokens:,} tokens)"
+        """One line; the tokens are those predicted: a text's first token (each window's, when the text is longer than
+        one) is only context, so a text of N tokens scores fewer than N."""
+        return (f"loss {self.loss:.4f}  ppl {self.perplexity:.2f}  bits/byte {self.bits_per_byte:.4f}  "
+                f"({self.tokens:,} tokens predicted)")
 
 
 @torch.no_grad()
