@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import argparse
 
-from dsmoe.cli.device_option import add_device_option, check_one_train_device
+from dsmoe.cli.device_option import add_device_option
 from dsmoe.cli.exit_codes import for_stop
+from dsmoe.cli.shortcuts import add_shortcuts, check_shortcuts, given_shortcuts
 from dsmoe.demo import run_demo
 from dsmoe.field_rules import POSITIVE
 from dsmoe.runtime.devices import resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--minutes", type=float, default=5.0, help="training time budget (default: 5)")
+    parser.add_argument("--minutes", type=float, default=5.0,
+                        help="the whole demo's time: training, then its report (default: 5); it sets "
+                             "train.time_budget_min to the training's share")
     parser.add_argument("--out", help="run directory (default: runs/demo-<date>-<time>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one field of the demo's config, dsmoe/configs/tiny.toml")
@@ -24,12 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "time, into <out>-dense, and print the two side by side (twice the time)")
     add_device_option(parser, "it trains and samples, the same as --set train.device=DEVICE (in train.dtype)",
                       default=None, default_help="auto, or --set train.device")
+    add_shortcuts(parser, ("--seed",))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.device is not None:
         resolve_device(args.device)  # before the step is timed or anything is written
     POSITIVE.check("--minutes", args.minutes)
-    check_one_train_device(args.device, args.overrides)
-    result = run_demo(args.minutes, args.out, args.overrides, args.compare_dense, args.device or "auto")
+    shortcuts = given_shortcuts(args, ("--seed",))
+    check_shortcuts({**shortcuts, "--minutes": ("train.time_budget_min", args.minutes)}, args.overrides)
+    result = run_demo(args.minutes, args.out, [*args.overrides, *shortcuts.values()], args.compare_dense,
+                      args.device or "auto")
     return for_stop(result.stopped_early)

@@ -8,18 +8,19 @@ import sys
 
 import torch.distributed
 
-from dsmoe.cli import (analyze_cmd, convert_cmd, demo_cmd, eval_cmd, generate_cmd, params_cmd, reproduce_cmd,
-                       train_cmd)
+from dsmoe.cli import (analyze_cmd, config_cmd, convert_cmd, demo_cmd, eval_cmd, generate_cmd, params_cmd,
+                       reproduce_cmd, train_cmd)
 from dsmoe.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED
+from dsmoe.cli.parsing import Parser, parse
 from dsmoe.train.loop import NonFiniteLossError
 from dsmoe.train.tensorboard import MissingDependencyError
 
 COMMANDS = {"demo": demo_cmd, "train": train_cmd, "eval": eval_cmd, "generate": generate_cmd, "params": params_cmd,
-            "convert": convert_cmd, "analyze": analyze_cmd, "reproduce": reproduce_cmd}
+            "convert": convert_cmd, "analyze": analyze_cmd, "reproduce": reproduce_cmd, "config": config_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dsmoe", description="DeepSeekMoE-style MoE language models.")
+    parser = Parser(prog="dsmoe", description="DeepSeekMoE-style MoE language models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
         module.add_arguments(sub.add_parser(name, help=module.__doc__.splitlines()[0],
@@ -48,7 +49,7 @@ def collective_failed(error: RuntimeError) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; every failure the user can act on ends in one line on stderr and a non-zero code."""
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), sys.argv[1:] if argv is None else argv)
     prefix = f"dsmoe {args.command}"
     try:
         return COMMANDS[args.command].run(args) or 0

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 
 from dsmoe.cli.analyze_cmd import positive_int
-from dsmoe.cli.device_option import add_device_option, check_one_train_device
+from dsmoe.cli.device_option import add_device_option
 from dsmoe.cli.exit_codes import for_stop
+from dsmoe.cli.shortcuts import check_shortcuts, given_shortcuts
 from dsmoe.reproduce.plan import BUDGETS, Plan
 from dsmoe.reproduce.runner import SuiteInterrupted, run_suite
 from dsmoe.reproduce.scales import SCALES
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device or "auto")
-    check_one_train_device(args.device, args.overrides)
+    check_shortcuts(given_shortcuts(args, ()), args.overrides)
     if (args.steps is not None and args.budget != "steps") or (args.minutes is not None and args.budget != "minutes"):
         raise ValueError(f"--steps goes with --budget steps and --minutes with --budget minutes (got --budget "
                          f"{args.budget})")

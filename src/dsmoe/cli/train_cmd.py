@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dsmoe.cli.device_option import add_device_option, check_one_train_device
+from dsmoe.cli.device_option import add_device_option
 from dsmoe.cli.exit_codes import for_stop
+from dsmoe.cli.shortcuts import add_shortcuts, check_shortcuts, given_shortcuts
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs.run_config import Override
 from dsmoe.runtime.devices import resolve_device
@@ -23,14 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     add_device_option(parser, "it trains, the same as --set train.device=DEVICE (in train.dtype)", default=None,
                       default_help="the config's train.device, auto unless set")
+    add_shortcuts(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.device is not None:
         resolve_device(args.device)  # here, to name --device; the training loop resolves it per rank
-    check_one_train_device(args.device, args.overrides)
+    shortcuts = given_shortcuts(args)
+    check_shortcuts(shortcuts, args.overrides)
     overrides = [*args.overrides, *([("data.path", args.data)] if args.data is not None else []),
-                 *([("train.device", args.device)] if args.device is not None else [])]
+                 *shortcuts.values()]
     result = train(resolve_cli_config(args.config, overrides, Path(args.out), args.resume), Path(args.out),
                    resume=args.resume)
     if result.writer:  # under torchrun, rank 0 speaks for the job

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,21 +15,18 @@ from dsmoe import presets
 from dsmoe.config import ModelConfig
 from dsmoe.config.model_config import read_renamed_fields
 from dsmoe.config.data_config import DataConfig
+from dsmoe.config.key_hints import keys, unknown_key_message
 from dsmoe.config.parallel_config import ParallelConfig, check_layout
+from dsmoe.config.sections import SECTIONS
 from dsmoe.config.train_config import TrainConfig
 from dsmoe.field_rules import FieldError
 from dsmoe.structured_files import read_table
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "parallel": ParallelConfig}
-
 
 def _check_keys(section: str, values: dict[str, Any]) -> None:
-    known = [f.name for f in dataclasses.fields(SECTIONS[section])]
     for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {section}.{close[0]}?" if close else f"; valid keys: {', '.join(known)}"
-            raise ValueError(f"unknown key {section}.{key}{hint}")
+        if key not in keys(section):
+            raise ValueError(unknown_key_message(section, key))
 
 
 Override = str | tuple[str, Any]  # "section.key=value" (the value written in TOML), or ("section.key", value)
