@@ -85,9 +85,7 @@ def train_and_report(config: RunConfig, minutes: float, out: Path, label: str) -
     print(f"measured on this machine: about {round(config.train.steps / STEP_HEADROOM)} steps of "
           f"{config.train.batch_size} x {config.data.seq_len} tokens fit in that time (the schedule follows the clock)")
     result = train(config, out)
-    print(f"\nstopped at step {result.step} ({result.stopped_early or 'all steps done'})")
-    if result.final_eval is None:  # stopped by a signal: the checkpoint is saved, the rest of the report skipped
-        print(f"run directory {out}: resume it with `dsmoe train --out {out} --resume`")
+    if result.final_eval is None:  # stopped by a signal: the checkpoint is saved (train said how to resume)
         return result
     print(f"validation: {result.final_eval.summary()}")
     run = RunDir(out)

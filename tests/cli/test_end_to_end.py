@@ -23,7 +23,7 @@ def run_dir(tmp_path_factory):
                                     train__eval_every=SAVE_EVERY, model__balance_scope="sequence",
                                     model__z_loss_coef=1e-3))
     assert finished.returncode == 0, finished.stderr
-    assert f"stopped at step {STEPS}" in finished.stdout
+    assert f"finished: {STEPS}/{STEPS} steps" in finished.stdout
     return out
 
 

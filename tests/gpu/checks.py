@@ -198,7 +198,7 @@ def check_train_then_cpu(tmp_path: Path, device: str, expected_dtype: str, steps
     run = tmp_path / "run"
     trained = run_module_dsmoe(train_args(tmp_path, run, train__steps=steps, train__save_every=steps // 2,
                                           train__eval_every=0, train__device=device))
-    assert f"stopped at step {steps}" in trained.stdout
+    assert f"finished: {steps}/{steps} steps" in trained.stdout
     recorded = tomllib.loads((run / "config.toml").read_text())["train"]
     assert (recorded["device"], recorded["dtype"]) == (device, expected_dtype)
     records = read_steps(run / "metrics.jsonl")
@@ -211,7 +211,7 @@ def check_train_then_cpu(tmp_path: Path, device: str, expected_dtype: str, steps
 
     resumed = run_module_dsmoe(["train", "--out", str(run), "--resume", "--set", f"train.steps={steps + 2}",
                                 "--set", 'train.device="cpu"'], cpu_only=True)
-    assert f"stopped at step {steps + 2}" in resumed.stdout
+    assert f"finished: {steps + 2}/{steps + 2} steps" in resumed.stdout
     records = read_steps(run / "metrics.jsonl")
     assert [record["step"] for record in records] == list(range(1, steps + 3))
     assert all(torch.isfinite(torch.tensor(record["loss"])) for record in records)

@@ -23,13 +23,15 @@ def test_sigint_saves_the_step_reached_and_resume_continues_from_it(tmp_path):
         process.kill()
     assert process.returncode == 130, stderr  # 128 + SIGINT: the run saved, but did not finish
     reached = len(read_steps(out / "metrics.jsonl"))
-    assert stdout.startswith(f"stopped at step {reached} (SIGINT)\n") and "validation:" not in stdout
+    assert f"\nstopped at step {reached} (SIGINT); resume with: dsmoe train --out {out} --resume\n" in stdout
+    assert "validation:" not in stdout
     assert RunDir(out).latest_checkpoint().path.name == f"step_{reached:08d}"
     assert ckpt.load_trainer_state(RunDir(out).latest_checkpoint())["step"] == reached
 
     resumed = run_dsmoe(["train", "--out", str(out), "--resume", "--set", f"train.steps={reached + 2}"])
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith(f"--resume: applying train.steps: {MANY_STEPS} -> {reached + 2}\n"
-                                     f"stopped at step {reached + 2}\nvalidation: loss ")
+                                     f"resuming from step {reached} (checkpoint step_{reached:08d})\n")
+    assert f"\nfinished: {reached + 2}/{reached + 2} steps\nvalidation: loss " in resumed.stdout
     assert [record["step"] for record in read_steps(out / "metrics.jsonl")] == list(range(1, reached + 3))
     assert RunDir(out).latest_checkpoint().path.name == f"step_{reached + 2:08d}"

@@ -10,30 +10,12 @@ from dsmoe.runs import checkpoint as ckpt
 from dsmoe.train import loop, progress
 from dsmoe.config.train_config import TrainConfig
 from dsmoe.train.optim import lr_multiplier
+from train.fake_clock import SECONDS_PER_STEP
 from train.tiny import read_steps, run_config
 
-STEPS, SECONDS_PER_STEP, SAVE_EVERY = 20, 6.0, 4  # a 1-minute budget holds 10 of the 20 steps
+STEPS, SAVE_EVERY = 20, 4  # a 1-minute budget holds 10 of the 20 steps of SECONDS_PER_STEP
 SLOW_RUN = dict(train__steps=STEPS, train__warmup_steps=2, train__lr=1e-2, train__min_lr_ratio=0.1,
                 train__time_budget_min=1.0, train__save_every=SAVE_EVERY, train__keep_last=10)
-
-
-@pytest.fixture
-def clock(monkeypatch) -> list[float]:
-    """The clock TrainingProgress reads, at 0 s until a test moves it."""
-    now = [0.0]
-    monkeypatch.setattr(progress, "perf_counter", lambda: now[0])
-    return now
-
-
-@pytest.fixture
-def slow_steps(clock, monkeypatch):
-    """Each step's forward and backward take SECONDS_PER_STEP on the clock."""
-    real = loop.accumulate_gradients
-
-    def slow(*args):
-        clock[0] += SECONDS_PER_STEP
-        return real(*args)
-    monkeypatch.setattr(loop, "accumulate_gradients", slow)
 
 
 def logged_lrs(run_dir) -> list[float]:
@@ -54,10 +36,11 @@ def test_position_is_the_step_without_a_budget_and_the_time_share_in_steps_when_
     assert timed.out_of_time()
 
 
-def test_a_run_slower_than_its_steps_ends_on_the_annealed_learning_rate(slow_steps, tmp_path):
+def test_a_run_slower_than_its_steps_ends_on_the_annealed_learning_rate(slow_steps, tmp_path, capsys):
     config = run_config(tmp_path, **SLOW_RUN)
     result = loop.train(config, tmp_path / "run")
     assert (result.step, result.stopped_early) == (10, "time_budget")
+    assert "\nstopped by the time budget at step 10 (of 20 planned)\n" in capsys.readouterr().out
     lrs = logged_lrs(tmp_path / "run")
     assert all(later < earlier for earlier, later in zip(lrs[1:], lrs[2:]))  # decaying from the end of warm-up
     assert lrs[-1] == pytest.approx(1e-2 * lr_multiplier(18, config.train))  # step 10 ran at 90% of the budget
@@ -65,11 +48,12 @@ def test_a_run_slower_than_its_steps_ends_on_the_annealed_learning_rate(slow_ste
 
 
 @pytest.mark.parametrize("budget_min", [None, 10.0])
-def test_a_run_the_clock_does_not_limit_keeps_the_step_schedule(budget_min, clock, tmp_path):
+def test_a_run_the_clock_does_not_limit_keeps_the_step_schedule(budget_min, clock, tmp_path, capsys):
     changes = {**SLOW_RUN, "train__steps": 6, "train__time_budget_min": budget_min}
     config = run_config(tmp_path, **{key: value for key, value in changes.items() if value is not None})
     result = loop.train(config, tmp_path / "run")
     assert (result.step, result.stopped_early) == (6, None)
+    assert "\nfinished: 6/6 steps\n" in capsys.readouterr().out
     assert logged_lrs(tmp_path / "run") == [1e-2 * lr_multiplier(step, config.train) for step in range(6)]
 
 

@@ -36,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
                  *shortcuts.values()]
     result = train(resolve_cli_config(args.config, overrides, Path(args.out), args.resume), Path(args.out),
                    resume=args.resume)
-    if result.writer:  # under torchrun, rank 0 speaks for the job
-        print(f"stopped at step {result.step}" + (f" ({result.stopped_early})" if result.stopped_early else ""))
+    if result.writer:  # under torchrun, rank 0 speaks for the job (train() said where and why it stopped)
         if result.final_eval is not None:
             print(f"validation: {result.final_eval.summary()}")
         print(f"run directory: {result.run_dir}")

@@ -18,7 +18,7 @@ FIELD_RULES = dict(
     beta1=Rule("number", "[0, 1)"), beta2=Rule("number", "[0, 1)"), eps=POSITIVE,
     grad_clip=NON_NEGATIVE, device=Rule("device"), dtype=choice(DTYPES), compile=FLAG, activation_checkpointing=FLAG,
     seed=COUNT,
-    eval_every=COUNT, eval_batches=POSITIVE_INT, save_every=COUNT, keep_last=POSITIVE_INT,
+    eval_every=COUNT, eval_batches=POSITIVE_INT, save_every=COUNT, save_every_min=NON_NEGATIVE, keep_last=POSITIVE_INT,
     max_nonfinite=POSITIVE_INT, time_budget_min=optional(POSITIVE), tensorboard=FLAG, retain_freed_memory=FLAG,
 )
 
@@ -62,6 +62,9 @@ class TrainConfig:
     eval_every: steps between validation evaluations (0: only at the end). Default 200.
     eval_batches: validation batches per periodic evaluation. Default 20.
     save_every: steps between checkpoints (0: only at the end). Default 200.
+    save_every_min: minutes of training between checkpoints, counted from the last one (or the session's start),
+        so a long step schedule still has an early checkpoint to resume from; checked at step boundaries, agreed
+        by every rank. 0: by steps only. Default 10.
     keep_last: checkpoints kept on disk. Default 3.
     max_nonfinite: consecutive non-finite losses tolerated before the run stops. Default 5.
     time_budget_min: stop (with a checkpoint) after this many minutes of training, over all sessions of a
@@ -96,6 +99,7 @@ class TrainConfig:
     eval_every: int = 200
     eval_batches: int = 20
     save_every: int = 200
+    save_every_min: float = 10.0
     keep_last: int = 3
     max_nonfinite: int = 5
     time_budget_min: float | None = None

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from dsmoe.atomic import atomic_file, remove_temporaries
 from dsmoe.data import TrainBatches, prepare_data, token_byte_lengths
@@ -29,6 +28,7 @@ from dsmoe.runs.lock import lock_run
 from dsmoe.runs.metrics_log import MetricsLog
 from dsmoe.runtime import retain_freed_memory
 from dsmoe.runtime.devices import DTYPE_NAMES, peak_memory_mb, reset_peak_memory, resolve_dtype, to_device
+from dsmoe.train.console import ProgressBar, finish_line, resume_line, start_summary
 from dsmoe.train.metrics import eval_record, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler, load_optimizer_state
 from dsmoe.train.progress import TrainingProgress
@@ -120,6 +120,8 @@ def train_on_ranks(ranks: SingleProcess | ParallelRanks, config: RunConfig | Non
         with atomic_file(run_dir.config_path) as temporary:
             temporary.write_text(config.to_toml())
         print(expert_kernel_line(config, ranks.device), file=sys.stderr)
+        print(start_summary(config, len(data.train.tokens), len(data.val.tokens), str(ranks.device),
+                            ranks.world_size, run_dir.path), flush=True)
     trainer = Trainer(config, run_dir, model, optimizer, scheduler, data, start_step, progress, ranks)
     return trainer.run()
 
@@ -156,6 +158,8 @@ def restore(ranks: SingleProcess | ParallelRanks, run_dir: RunDir, model, optimi
     checkpoint = CheckpointDir(ranks.broadcast(checkpoint.path if ranks.is_writer else None))
     ranks.load_weights(checkpoint, model)
     state = ckpt.load_trainer_state(checkpoint)
+    if ranks.is_writer:
+        print(resume_line(state["step"], checkpoint.path))
     progress.load_state_dict(state.get("progress", {"elapsed_s": 0.0}))  # older checkpoints did not keep it
     optimizer_state = ranks.local_optimizer_state(state["optimizer"], optimizer, model)
     load_optimizer_state(optimizer, scheduler, optimizer_state, state["scheduler"])  # with the config's settings
@@ -179,12 +183,15 @@ class Trainer:
         if config.train.tensorboard and ranks.is_writer:
             self.logs.append(TensorBoardLog(run_dir.tensorboard_dir, resume_step=start_step))
         self.nonfinite_streak = 0
+        self.saved_at_s = 0.0  # training time at the last checkpoint, or at this session's start
 
     def run(self) -> TrainResult:
         """Train to the last step or a stop request, save, evaluate; the logs are closed on every way out."""
         try:
             stopped = self.train_steps()
             self.save()
+            if self.ranks.is_writer:
+                print(finish_line(stopped, self.step, self.config.train.steps, self.run_dir.path), flush=True)
             interrupted = stopped is not None and stopped != "time_budget"
             final = None if interrupted else self.evaluate(max_batches=None)
             if final is not None:
@@ -197,9 +204,9 @@ class Trainer:
     def train_steps(self) -> str | None:
         """Optimizer steps until train.steps, a signal or the time budget; returns why it stopped early."""
         self.progress.start()
+        self.saved_at_s = self.progress.elapsed_s()
         stopped = self.over_time_budget()  # a resumed run may have spent its budget already
-        with tqdm(total=self.config.train.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                  disable=not self.ranks.is_writer) as bar, StopRequest() as stop:
+        with ProgressBar(self.progress, self.step, self.ranks.is_writer) as bar, StopRequest() as stop:
             while self.step < self.config.train.steps and stopped is None:
                 self.train_one_step(bar)
                 stopped = self.agreed_stop(stop.reason or self.over_time_budget())
@@ -220,7 +227,7 @@ class Trainer:
     def over_time_budget(self) -> str | None:
         return "time_budget" if self.progress.out_of_time() else None
 
-    def train_one_step(self, bar: tqdm) -> None:
+    def train_one_step(self, bar: ProgressBar) -> None:
         started = time.perf_counter()
         inputs, labels = (to_device(batch, self.ranks.device) for batch in self.batches.batch(self.step))
         reset_peak_memory(self.ranks.device)
@@ -243,8 +250,7 @@ class Trainer:
         self.step += 1
         tokens_per_s = inputs.numel() / (time.perf_counter() - started)
         self.log_step(result, lr, grad_norm, tokens_per_s, peak_memory_mb(self.ranks.device), traffic)
-        bar.set_postfix(loss=f"{result.loss:.3f}", tok_s=f"{tokens_per_s:,.0f}")
-        bar.update(1)
+        bar.update(self.step, result.lm_loss, result.aux_losses, tokens_per_s)
         self.maybe_eval_and_save()
 
     def skip_step(self, loss: float, grad_norm: float) -> None:
@@ -270,8 +276,17 @@ class Trainer:
         settings = self.config.train
         if settings.eval_every and self.step % settings.eval_every == 0 and self.step < settings.steps:
             self.log(eval_record(self.step, self.evaluate(settings.eval_batches), final=False))
-        if settings.save_every and self.step % settings.save_every == 0 and self.step < settings.steps:
+        if self.step < settings.steps and self.save_due():
             self.save()
+
+    def save_due(self) -> bool:
+        """A checkpoint every save_every steps, and every save_every_min minutes of training since the last one;
+        agreed by every rank, as each reads its own clock."""
+        settings = self.config.train
+        by_steps = settings.save_every > 0 and self.step % settings.save_every == 0
+        since_save_s = self.progress.elapsed_s() - self.saved_at_s
+        by_time = settings.save_every_min > 0 and since_save_s >= 60 * settings.save_every_min
+        return self.ranks.agree(by_steps or by_time)
 
     def evaluate(self, max_batches: int | None) -> EvalResult:
         return evaluate_domains(self.model, self.val_tokens, self.config.data.seq_len,
@@ -287,3 +302,4 @@ class Trainer:
             ckpt.save_checkpoint(self.run_dir, self.step, weights, state, self.config.to_toml(),
                                  self.config.train.keep_last)
         self.ranks.barrier()  # no rank goes on (or exits) before the checkpoint is written
+        self.saved_at_s = self.progress.elapsed_s()

@@ -9,7 +9,7 @@ A resume never silently changes the run. Per field of the config it may be given
     train.weight_decay, beta1, beta2, eps,          applied to the optimizer's groups (its moments are kept)
       muon_momentum
     train.grad_clip, eval_every, eval_batches,      applied (read at every step)
-      save_every, keep_last, max_nonfinite, compile,
+      save_every, save_every_min, keep_last, max_nonfinite, compile,
       activation_checkpointing, tensorboard, retain_freed_memory
     train.batch_size, grad_accum, seed, dtype       refused: the data order or the numerics would change
     train.optimizer, muon_experts                   refused: the checkpoint holds that optimizer's moments
