@@ -23,7 +23,7 @@ def test_the_start_summary_holds_the_parameters_tokens_budget_checkpoints_device
         f"parameters     {params.total / 1e6:.2f}M total, {params.activated / 1e6:.2f}M activated per token",
         "data           123,456 train tokens, 7,890 val tokens",
         "budget         200 steps or 2 min, whichever comes first, 4 x 32 tokens per step",
-        "checkpoints    every 50 steps and every 5 min, and at the end; the last 3 kept",
+        "saves          every 50 steps and every 5 min, and at the end; the last 3 kept",
         "device         cpu, float32",
         "run directory  runs/x",
     ]

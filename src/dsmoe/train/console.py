@@ -25,7 +25,7 @@ def start_summary(config: RunConfig, train_tokens: int, val_tokens: int, device:
         "data": f"{train_tokens:,} train tokens, {val_tokens:,} val tokens",
         "budget": budget_text(settings) + f", {settings.batch_size * settings.grad_accum} x {config.data.seq_len} "
                                           "tokens per step",
-        "checkpoints": checkpoint_text(settings),
+        "saves": checkpoint_text(settings),
         "device": f"{device}{processes}, {settings.dtype}",
         "run directory": str(run_dir),
     }
