@@ -33,10 +33,15 @@ def start_summary(config: RunConfig, train_tokens: int, val_tokens: int, device:
     return "\n".join(f"{label:<{width}}  {text}" for label, text in rows.items())
 
 
+def minutes_text(minutes: float) -> str:
+    """4.77688 -> "4.78", 2.0 -> "2", 1234.5 -> "1,234.5": two decimals at most, none that are zero."""
+    return f"{minutes:,.2f}".rstrip("0").rstrip(".")
+
+
 def budget_text(settings: TrainConfig) -> str:
     if settings.time_budget_min is None:
         return f"{settings.steps:,} steps"
-    return f"{settings.steps:,} steps or {settings.time_budget_min:g} min, whichever comes first"
+    return f"{settings.steps:,} steps or {minutes_text(settings.time_budget_min)} min, whichever comes first"
 
 
 def checkpoint_text(settings: TrainConfig) -> str:
