@@ -8,6 +8,7 @@ dsmoe.parallel.parallelize; both train on the same global batches with the libra
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -224,6 +225,8 @@ def main(out_path: str) -> None:
     if dist.get_rank() == 0:
         with open(out_path, "w") as handle:
             json.dump(results, handle, indent=1)
+    meshes.clear()
+    gc.collect()  # as ParallelRanks.close: the models' cycles freed before the process groups, not at exit
     dist.destroy_process_group()
 
 

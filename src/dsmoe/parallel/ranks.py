@@ -4,6 +4,7 @@ only rank 0 writes (run directory, logs, checkpoints), and every decision that e
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -158,6 +159,9 @@ class ParallelRanks:
             dispatcher.traffic.reset()
 
     def close(self) -> None:
+        """Free the collectives' state while the interpreter is whole: the sharded model's reference cycles hold
+        tensors that Gloo's work objects share, and their destruction at interpreter exit can abort the process."""
+        gc.collect()
         if dist.is_initialized():
             dist.destroy_process_group()
 
