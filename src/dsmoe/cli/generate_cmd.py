@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from dsmoe.cli.device_option import add_device_option
-from dsmoe.data.tokenizer import END_OF_TEXT
+from dsmoe.config.data_config import END_OF_TEXT
 from dsmoe.inference import SamplingConfig
 from dsmoe.inference.generate import room_for_prompt
 from dsmoe.inference.speculative import check_speculative

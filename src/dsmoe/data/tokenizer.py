@@ -9,7 +9,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from dsmoe.atomic import atomic_file
-from dsmoe.config.data_config import END_OF_TEXT, SPECIAL_TOKENS, check_vocab_size  # noqa: F401 (re-exported)
+from dsmoe.config.data_config import SPECIAL_TOKENS, check_vocab_size
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
