@@ -115,23 +115,21 @@ def small_model(**changes) -> DeepSeekMoEForCausalLM:
 
 
 @pytest.mark.parametrize("changes, model_type, message", [
-    (dict(), "deepseek_v3", "attention='mha' cannot be expressed as deepseek_v3 "
-                            r"\(it would load back as attention='mla'\)"),
-    (dict(n_shared_experts=0), "qwen3_moe", "qk_norm='none' cannot be expressed as qwen3_moe"),
-    (dict(), "mixtral", "shared_expert_width=16 cannot be expressed as mixtral"),
-    (dict(n_shared_experts=0, moe_layer_indices=[1]), "mixtral", r"moe_layers=\[1\] cannot be expressed as mixtral"),
+    (dict(), "deepseek_v3", r"deepseek_v3 cannot express this config: attention='mha' \(would load back as 'mla'\)"),
+    (dict(n_shared_experts=0), "qwen3_moe", r"qwen3_moe cannot express this config: qk_norm='none' \(would load"),
+    (dict(), "mixtral", r"shared_expert_width=16 \(would load back as 0\)"),
+    (dict(n_shared_experts=0, moe_layer_indices=[1]), "mixtral", r"moe_layers=\[1\] \(would load back as \[0, 1\]\)"),
     (dict(n_shared_experts=0, qk_norm="head", router="noisy_topk"), "qwen3_moe",
-     "router='noisy_topk' cannot be expressed as qwen3_moe"),
-    (dict(**MLA, router="sigmoid_topk"), "deepseek_v2", "router='sigmoid_topk' cannot be expressed as deepseek_v2"),
-    (dict(**MLA, n_mtp_modules=1), "deepseek_v2", "n_mtp_modules=1 cannot be expressed as deepseek_v2"),
+     r"router='noisy_topk' \(would load back as 'softmax_topk'\)"),
+    (dict(**MLA, router="sigmoid_topk"), "deepseek_v2", r"router='sigmoid_topk' \(would load back as 'softmax_topk'\)"),
+    (dict(**MLA, n_mtp_modules=1), "deepseek_v2", r"n_mtp_modules=1 \(would load back as 0"),
     (dict(**MLA, n_group=2, group_score="top2_sum"), "deepseek_v2",
-     "group_score_size=2 cannot be expressed as deepseek_v2"),  # group_limited_greedy scores by the best expert
+     r"group_score_size=2 \(would load back as 1\)"),  # group_limited_greedy scores by the best expert
     (dict(**MLA, router="sigmoid_topk", n_group=2, group_score="max"), "deepseek_v3",
-     "group_score_size=1 cannot be expressed as deepseek_v3"),  # noaux_tc scores by the top-2 sum
-    (dict(**{**MLA, "rope_interleave": False}), "deepseek_v2",
-     "rope_interleave=False cannot be expressed as deepseek_v2"),
+     r"group_score_size=1 \(would load back as 2\)"),  # noaux_tc scores by the top-2 sum
+    (dict(**{**MLA, "rope_interleave": False}), "deepseek_v2", r"rope_interleave=False \(would load back as True\)"),
     (dict(**MLA, router="sigmoid_topk", n_shared_experts=0), "deepseek_v3",
-     "cannot be expressed as deepseek_v3: deepseek_v3 field n_shared_experts=0 is not supported"),
+     "deepseek_v3 cannot express this config: deepseek_v3 field n_shared_experts=0 is not supported"),
     (dict(n_shared_experts=0, qk_norm="head", rope_scaling_type="yarn", rope_scaling_factor=4.0,
           rope_original_max_position_embeddings=8, rope_mscale_all_dim=0.7), "qwen3_moe",
      "qwen3_moe field rope_parameters.mscale_all_dim=0.7 is not supported: transformers' qwen3_moe attention"),
@@ -144,8 +142,8 @@ def test_a_config_a_family_cannot_express_is_refused_naming_the_field(changes, m
     assert not (tmp_path / "out").exists()
 
 
-def test_to_transformers_refuses_mtp_modules():
-    with pytest.raises(ValueError, match="n_mtp_modules=1: transformers models have no MTP modules"):
+def test_to_transformers_refuses_mtp_modules_unless_told_to_leave_them_out():
+    with pytest.raises(ValueError, match="n_mtp_modules=1: transformers models have no MTP modules; pass mtp=False"):
         to_transformers(small_model(**MLA, router="sigmoid_topk", n_mtp_modules=1))
 
 
@@ -163,5 +161,6 @@ def test_a_directory_without_config_json_is_refused(tmp_path):
 
 def test_the_tiny_preset_fits_no_transformers_family_and_the_error_says_why(tmp_path):
     # DeepSeekMoE's own layout (MHA, ungated shared experts) exists only as DeepSeek's remote code
-    with pytest.raises(ValueError, match="attention='mha' cannot be expressed as deepseek_v3"):
+    with pytest.raises(ValueError, match=r"no Hugging Face family can express this config:\n  deepseek_v3: "
+                                         r"attention='mha' \(would load back as 'mla'\)"):
         save_pretrained(DeepSeekMoEForCausalLM(presets.get("tiny")), tmp_path / "out")

@@ -1,16 +1,22 @@
 """`dsmoe convert`: a model trained by `dsmoe train` exports to a directory transformers loads with the same
-logits, and imports back into a run directory `dsmoe generate` and `dsmoe eval` use; errors exit with code 2."""
+logits, and imports back into a run directory `dsmoe generate` and `dsmoe eval` use; errors exit with code 2, and a
+config no family can express is refused before any weights are read."""
+
+from pathlib import Path
 
 import pytest
 import torch
 
 from dsmoe.cli.main import main
-from dsmoe.runs import load_run
+from dsmoe.interop import run_dirs
+from dsmoe.interop.families import exportable
+from dsmoe.runs import RunConfig, RunDir, load_run
 from dsmoe.train.loop import train
 from interop.hf_models import load_hf, state_dicts_equal
 from model.hf_reference import TOLERANCE, max_abs_diff
 from train.tiny import run_config, write_corpus
 
+REPO = Path(__file__).resolve().parents[2]
 STEPS = 3
 MLA_SIGMOID = dict(model__attention="mla", model__q_lora_rank=32, model__kv_lora_rank=32, model__qk_nope_head_dim=16,
                    model__qk_rope_head_dim=8, model__v_head_dim=16, model__rope_interleave=True,
@@ -67,8 +73,9 @@ def test_an_import_without_tokenizer_says_what_generate_needs(exported, tmp_path
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model-type", "deepseek_v2"], "router='sigmoid_topk' cannot be expressed as deepseek_v2"),
-    (["--model-type", "mixtral"], "attention='mla' cannot be expressed as mixtral"),
+    (["--model-type", "deepseek_v2"],
+     "deepseek_v2 cannot express this config: router='sigmoid_topk' (would load back as 'softmax_topk')"),
+    (["--model-type", "mixtral"], "mixtral cannot express this config: attention='mla' (would load back as 'mha')"),
 ])
 def test_an_export_the_family_cannot_express_fails_naming_the_field(trained_run, tmp_path, capsys, args, message):
     assert main(["convert", "--to-hf", str(trained_run), "--out", str(tmp_path / "out"), *args]) == 2
@@ -81,3 +88,16 @@ def test_convert_never_writes_into_a_non_empty_directory(exported, tmp_path, cap
     assert main(["convert", "--from-hf", str(exported), "--out", str(tmp_path)]) == 2
     assert "exists and is not an empty directory" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_a_run_of_the_default_config_is_refused_naming_every_family_before_its_weights_are_read(tmp_path, capsys,
+                                                                                                 monkeypatch):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.config_path.write_text(RunConfig.load(REPO / "configs" / "tiny.toml").to_toml())  # no checkpoint at all
+    monkeypatch.setattr(run_dirs, "load_checkpoint_model", lambda *_, **__: pytest.fail("weights were read"))
+    assert main(["convert", "--to-hf", str(run.path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no Hugging Face family can express this config" in err and "configs/tiny-v3.toml" in err
+    assert all(f"\n  {family}: " in err for family in exportable())
+    assert not (tmp_path / "out").exists()

@@ -36,8 +36,8 @@ def deepseek_fields(hf: HFConfig) -> dict[str, Any]:
     """What V2 and V3 share: MLA sizes, biases, the dense-then-MoE layout and the fused shared experts."""
     hf.require("moe_layer_freq", (1,), "transformers makes every layer from first_k_dense_replace on MoE")
     if hf["n_shared_experts"] is None or hf["n_shared_experts"] < 1:
-        raise hf.unsupported("n_shared_experts", hf["n_shared_experts"],
-                             "transformers builds a zero-width shared expert; dsmoe needs at least one")
+        hf.refuse("n_shared_experts", hf["n_shared_experts"],
+                  "transformers builds a zero-width shared expert; dsmoe needs at least one")
     return dict(**common_fields(hf), attention="mla", **{name: hf[name] for name in MLA_SIZES},
                 attention_bias=hf["attention_bias"], o_proj_bias=hf["attention_bias"],
                 intermediate_size=hf["intermediate_size"], moe_intermediate_size=hf["moe_intermediate_size"],

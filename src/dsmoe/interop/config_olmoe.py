@@ -23,8 +23,8 @@ def olmoe_to_dsmoe(hf: HFConfig) -> dict[str, Any]:
     hf.require("clip_qkv", (None,), "dsmoe does not clip queries, keys and values")
     attention = mha_fields(hf)
     if attention["head_dim"] is not None:
-        raise hf.unsupported("head_dim", attention["head_dim"], "OLMoE's q_norm spans hidden_size, so heads are "
-                             "hidden_size // num_attention_heads wide")
+        hf.refuse("head_dim", attention["head_dim"], "OLMoE's q_norm spans hidden_size, so heads are "
+                  "hidden_size // num_attention_heads wide")
     return dict(**common_fields(hf), **attention, attention_bias=hf["attention_bias"],
                 o_proj_bias=hf["attention_bias"], qk_norm="full", intermediate_size=hf["intermediate_size"],
                 moe_intermediate_size=hf["intermediate_size"], **routed_expert_fields(hf, hf["num_experts"]),

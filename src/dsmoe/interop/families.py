@@ -1,11 +1,12 @@
 """The Hugging Face model families dsmoe converts, by model_type, and whether a dsmoe config fits one.
 
 A family maps a config.json to ModelConfig fields (`read`) and back (`write`). A config fits a family when
-writing it and reading it back gives the same logits-deciding fields (`logit_fields`); the first that changes
-is named in the error. Knobs that do not decide logits (balance losses, bias update speed, expert kernel,
-mla_absorb, init_std) travel where a family has a field for them (initializer_range; DeepSeek's aux_loss_alpha
-and seq_aux, as balance_scope "sequence" or "micro_batch"); otherwise an import leaves them at dsmoe's defaults
-and an export does not write them.
+writing it and reading it back gives the same logits-deciding fields (`logit_fields`); `Family.problems` names
+every field the family refuses or would change, and `export_family` picks the family an export uses. Knobs that
+do not decide logits (balance losses, bias update speed, expert kernel, mla_absorb, init_std) travel where a
+family has a field for them (initializer_range; DeepSeek's aux_loss_alpha and seq_aux, as balance_scope
+"sequence" or "micro_batch"); otherwise an import leaves them at dsmoe's defaults and an export does not write
+them.
 """
 
 from __future__ import annotations
@@ -49,30 +50,40 @@ class Family:
     aliases: dict[str, str] = field(default_factory=dict)
     has_mtp: bool = False
 
-    def fields(self, values: dict[str, Any]) -> HFConfig:
-        """A config.json's fields, read over this family's defaults."""
-        return HFConfig(values, self.model_type, self.defaults, self.aliases)
+    def fields(self, values: dict[str, Any], refusals: list[str] | None = None) -> HFConfig:
+        """A config.json's fields, read over this family's defaults (refusals: see HFConfig)."""
+        return HFConfig(values, self.model_type, self.defaults, self.aliases, refusals)
 
-    def config(self, values: dict[str, Any], mtp_layers: int = 0) -> ModelConfig:
+    def config(self, values: dict[str, Any], mtp_layers: int = 0, refusals: list[str] | None = None) -> ModelConfig:
         """The ModelConfig of a config.json (`values`) whose checkpoint holds `mtp_layers` MTP layers."""
-        return ModelConfig(**self.read(self.fields(values)), n_mtp_modules=mtp_layers if self.has_mtp else 0)
+        fields = self.read(self.fields(values, refusals))
+        return ModelConfig(**fields, n_mtp_modules=mtp_layers if self.has_mtp else 0)
+
+    def written(self, config: ModelConfig) -> dict[str, Any]:
+        """The config.json fields this family writes for `config` (whether they express it or not)."""
+        return {"model_type": self.model_type, "architectures": [self.architecture], **self.write(config)}
+
+    def problems(self, config: ModelConfig) -> list[str]:
+        """Every reason this family cannot express `config`, none when it fits: the fields its config.json
+        refuses, then each logit-deciding field that would load back changed."""
+        if self.write is None:
+            return [f"model_type {self.model_type!r} is import-only (remote code)"]
+        refusals: list[str] = []
+        try:
+            back = self.config(self.written(config), config.n_mtp_modules, refusals)
+        except ValueError as error:
+            return [*refusals, str(error)]
+        return [*refusals, *changed_fields(logit_fields(config), logit_fields(back))]
 
     def hf_config(self, config: ModelConfig) -> dict[str, Any]:
-        """config.json fields expressing `config`; ValueError naming the first field this family cannot express."""
+        """config.json fields expressing `config`; ValueError naming every reason this family cannot."""
         if self.write is None:
             raise ValueError(f"model_type {self.model_type!r} is import-only (remote code); export to one of "
                              f"{', '.join(exportable())}")
-        values = {"model_type": self.model_type, "architectures": [self.architecture], **self.write(config)}
-        try:
-            back = self.config(values, config.n_mtp_modules)
-        except ValueError as error:
-            raise ValueError(f"this config cannot be expressed as {self.model_type}: {error}") from None
-        expected, got = logit_fields(config), logit_fields(back)
-        for name, value in expected.items():
-            if got.get(name) != value:
-                raise ValueError(f"{name}={value!r} cannot be expressed as {self.model_type} "
-                                 f"(it would load back as {name}={got.get(name)!r})")
-        return values
+        problems = self.problems(config)
+        if problems:
+            raise ValueError(f"{self.model_type} cannot express this config: {'; '.join(problems)}")
+        return self.written(config)
 
 
 FAMILIES: dict[str, Family] = {family.model_type: family for family in (
@@ -101,7 +112,7 @@ def get_family(model_type: str | None) -> Family:
 
 
 def natural_family(config: ModelConfig) -> str:
-    """The transformers family closest to `config` (it may still not fit; hf_config then names the field)."""
+    """The transformers family closest to `config` (it may still not fit: see Family.problems)."""
     if config.attention == "mla":
         return "deepseek_v2" if ROUTERS.traits(config.router).scoring_func == "softmax" else "deepseek_v3"
     by_attention = {"head": "qwen3_moe", "full": "olmoe"}.get(config.qk_norm)
@@ -110,6 +121,27 @@ def natural_family(config: ModelConfig) -> str:
     if config.shared_expert_gate:
         return "qwen2_moe"
     return "mixtral" if config.shared_expert_width == 0 else "deepseek_v3"
+
+
+EXPORTABLE_EXAMPLE = ("configs/tiny-v3.toml", "deepseek_v3")  # a shipped config whose runs export (tested)
+
+
+def export_family(config: ModelConfig, model_type: str | None = None) -> Family:
+    """The family an export of `config` uses: `model_type`, or else the first that fits, natural_family first.
+    ValueError lists every reason the family (or, without model_type, every exportable one) cannot express it."""
+    if model_type is not None:
+        family = get_family(model_type)
+        family.hf_config(config)
+        return family
+    natural = natural_family(config)
+    problems = {name: FAMILIES[name].problems(config) for name in [natural, *exportable()]}
+    for name, reasons in problems.items():
+        if not reasons:
+            return FAMILIES[name]
+    example, example_family = EXPORTABLE_EXAMPLE
+    lines = "\n".join(f"  {name}: {'; '.join(reasons)}" for name, reasons in problems.items())
+    raise ValueError(f"no Hugging Face family can express this config:\n{lines}\nhint: runs of the shipped "
+                     f"{example} (DeepSeek-V3's mechanisms at the tiny size) export as {example_family}")
 
 
 COMMON_LOGIT_FIELDS = ("vocab_size", "hidden_size", "n_layers", "n_heads", "max_seq_len", "rope_theta", "norm_eps",
@@ -132,3 +164,13 @@ def logit_fields(config: ModelConfig) -> dict[str, Any]:
         names += ("topk_group", "group_score_size") if config.n_group > 1 else ()
         names += ("shared_expert_gate",) if config.shared_expert_width else ()
     return {name: getattr(config, name) for name in names}
+
+
+FIELD_HINTS = {"n_mtp_modules": ", so export without MTP modules: mtp=False, --no-mtp"}
+
+
+def changed_fields(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """`name=value (would load back as other)` for each field of `expected` that `got` changes. A field `got`
+    lacks is left out: a field that decides which fields count (attention, moe_layers, n_group, ...) changed."""
+    return [f"{name}={value!r} (would load back as {got[name]!r}{FIELD_HINTS.get(name, '')})"
+            for name, value in expected.items() if name in got and got[name] != value]

@@ -2,6 +2,7 @@
 
     model = from_pretrained("path/to/DeepSeek-V2-Lite")       # config.json + *.safetensors, streamed shard by shard
     save_pretrained(model, "out/", model_type="deepseek_v3")   # a directory AutoModelForCausalLM loads as is
+    save_pretrained(model, "out/", mtp=False)                  # the family the config fits, without MTP layers
     model = from_transformers(hf_model); hf_model = to_transformers(model)   # in memory (needs transformers)
 
 Directories hold the on-disk layout published checkpoints and transformers' own save_pretrained use (one tensor
@@ -21,7 +22,8 @@ import torch
 from safetensors import safe_open
 
 from dsmoe.atomic import atomic_directory
-from dsmoe.interop.families import Family, get_family, natural_family
+from dsmoe.config import ModelConfig
+from dsmoe.interop.families import Family, export_family, get_family
 from dsmoe.interop.hf_files import MAX_SHARD_BYTES, shard_files, write_shards
 from dsmoe.interop.keys import KeyNames, Piece, hf_pieces
 from dsmoe.interop.meta_fill import StreamingFill, check_names, meta_model
@@ -30,16 +32,25 @@ from dsmoe.registry import ROUTERS
 from dsmoe.structured_files import read_table
 
 CONFIG_FILE = "config.json"
+MTP_PREFIX = "mtp."  # the MTP modules' names in dsmoe's state dict
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def layout(model: DeepSeekMoEForCausalLM, names: KeyNames, per_expert: bool) -> dict[str, Piece]:
-    """Hugging Face tensor name -> where it lives in `model` (see keys.hf_pieces)."""
+def layout(model: DeepSeekMoEForCausalLM, names: KeyNames, per_expert: bool, mtp: bool = True) -> dict[str, Piece]:
+    """Hugging Face tensor name -> where it lives in `model` (see keys.hf_pieces); mtp=False leaves out the MTP
+    modules' tensors."""
     config = model.config
-    shapes = {name: tensor.shape for name, tensor in model.state_dict(keep_vars=True).items()}
+    shapes = {name: tensor.shape for name, tensor in model.state_dict(keep_vars=True).items()
+              if mtp or not name.startswith(MTP_PREFIX)}
     if config.n_routed_experts:  # the router says which of its tensors a checkpoint holds, and their names
         names = dataclasses.replace(names, router_tensors=tuple(ROUTERS[config.router].HF_TENSOR_NAMES.items()))
-    return hf_pieces(shapes, names, config.n_layers, config.n_mtp_modules, config.tie_word_embeddings, per_expert)
+    n_mtp_modules = config.n_mtp_modules if mtp else 0
+    return hf_pieces(shapes, names, config.n_layers, n_mtp_modules, config.tie_word_embeddings, per_expert)
+
+
+def exported_config(config: ModelConfig, mtp: bool) -> ModelConfig:
+    """The config an export writes: `config`, or without MTP modules (they do not change the main logits)."""
+    return config if mtp else dataclasses.replace(config, n_mtp_modules=0)
 
 
 def from_pretrained(path: str | Path, dtype: torch.dtype = torch.float32,
@@ -89,19 +100,24 @@ def mtp_layers(family: Family, values: dict, names: list[str]) -> int:
 
 
 def save_pretrained(model: DeepSeekMoEForCausalLM, directory: str | Path, model_type: str | None = None,
-                    tokenizer_file: str | Path | None = None, max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
-    """Write `model` as a Hugging Face checkpoint directory of `model_type` (default: natural_family(config)):
-    config.json, safetensors shards in the per-expert on-disk layout, and a copy of `tokenizer_file`.
+                    tokenizer_file: str | Path | None = None, max_shard_bytes: int = MAX_SHARD_BYTES,
+                    mtp: bool = True) -> Path:
+    """Write `model` as a Hugging Face checkpoint directory of `model_type` (default: the family the config fits,
+    see families.export_family): config.json, safetensors shards in the per-expert on-disk layout, and a copy of
+    `tokenizer_file`.
 
     The directory must not exist or be empty; it appears complete or not at all. MTP modules are written as
-    DeepSeek-V3 writes them (model.layers.{n_layers + k}, which transformers skips on load). ValueError names the
-    first config field the family cannot express.
+    DeepSeek-V3 writes them (model.layers.{n_layers + k}, which transformers skips on load, reporting them as
+    unexpected keys), or left out with mtp=False (num_nextn_predict_layers 0). ValueError names every reason the
+    family cannot express the config.
     """
-    family = get_family(model_type or natural_family(model.config))
-    values = family.hf_config(model.config)
+    config = exported_config(model.config, mtp)
+    family = export_family(config, model_type)
+    values = family.hf_config(config)
     state = model.state_dict()
     values["dtype"] = str(state["embed_tokens.weight"].dtype).removeprefix("torch.")
-    pieces = {name: piece for name, piece in layout(model, family.names, per_expert=True).items() if not piece.optional}
+    pieces = {name: piece for name, piece in layout(model, family.names, per_expert=True, mtp=mtp).items()
+              if not piece.optional}
     sizes = {name: state[piece.name].element_size() * torch.Size(piece.shape(state[piece.name].shape)).numel()
              for name, piece in pieces.items()}
     with atomic_directory(directory) as temporary:
@@ -129,24 +145,25 @@ def from_transformers(model, dtype: torch.dtype | None = None) -> DeepSeekMoEFor
 
 
 def to_transformers(model: DeepSeekMoEForCausalLM, model_type: str | None = None,
-                    attn_implementation: str | None = None):
+                    attn_implementation: str | None = None, mtp: bool = True):
     """A transformers AutoModelForCausalLM (in eval mode) holding a copy of `model`'s weights, of `model_type`
-    (default: natural_family(config)). transformers has no MTP modules: a model with them is refused (use
-    save_pretrained, which keeps them in DeepSeek-V3's layout)."""
+    (default: the family the config fits, see families.export_family). transformers has no MTP modules: a model
+    with them is refused unless mtp=False leaves them out (save_pretrained keeps them in DeepSeek-V3's layout)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = model.config
-    if model.mtp is not None:
-        raise ValueError(f"n_mtp_modules={config.n_mtp_modules}: transformers models have no MTP modules; use "
-                         "save_pretrained, which writes them as DeepSeek-V3 does")
-    family = get_family(model_type or natural_family(config))
+    if model.mtp is not None and mtp:
+        raise ValueError(f"n_mtp_modules={model.config.n_mtp_modules}: transformers models have no MTP modules; "
+                         "pass mtp=False to leave them out, or use save_pretrained, which writes them as DeepSeek-V3 "
+                         "does")
+    config = exported_config(model.config, mtp)
+    family = export_family(config, model_type)
     values = family.hf_config(config)
     fields = {name: value for name, value in values.items() if name not in ("model_type", "architectures")}
     hf_config = AutoConfig.for_model(family.model_type, **fields)
     state = model.state_dict()
     hf_model = AutoModelForCausalLM.from_config(hf_config, attn_implementation=attn_implementation,
                                                 dtype=state["embed_tokens.weight"].dtype)
-    pieces = layout(model, family.names.in_transformers(), per_expert=False)
+    pieces = layout(model, family.names.in_transformers(), per_expert=False, mtp=mtp)
     tensors = {name: piece.take(state[piece.name]) for name, piece in pieces.items()}
     missing, unexpected = hf_model.load_state_dict(tensors, strict=False)
     if missing or unexpected:

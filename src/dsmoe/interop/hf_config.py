@@ -15,11 +15,14 @@ class HFConfig:
     """A config.json's fields over its family's transformers defaults, read by name; errors name the field.
 
     aliases: transformers' attribute_map (e.g. Mixtral saves num_experts as num_local_experts).
+    refusals: None to raise at the first unsupported field (an import), or a list that collects every one while
+    reading goes on (an export's check, which names every reason a family cannot express a config).
     """
 
     def __init__(self, values: dict[str, Any], model_type: str, defaults: dict[str, Any],
-                 aliases: dict[str, str] | None = None):
+                 aliases: dict[str, str] | None = None, refusals: list[str] | None = None):
         self.values, self.model_type, self.defaults, self.aliases = values, model_type, defaults, aliases or {}
+        self.refusals = refusals
 
     def __contains__(self, name: str) -> bool:
         return name in self.values or self.aliases.get(name) in self.values
@@ -35,14 +38,18 @@ class HFConfig:
     def get(self, name: str, default: Any = None) -> Any:
         return self[name] if name in self or name in self.defaults else default
 
-    def unsupported(self, name: str, value: Any, why: str) -> ValueError:
-        return ValueError(f"{self.model_type} field {name}={value!r} is not supported: {why}")
+    def refuse(self, name: str, value: Any, why: str) -> None:
+        """Raise ValueError naming the unsupported field and value, or collect it (see `refusals`)."""
+        message = f"{self.model_type} field {name}={value!r} is not supported: {why}"
+        if self.refusals is None:
+            raise ValueError(message)
+        self.refusals.append(message)
 
     def require(self, name: str, allowed: tuple, why: str) -> None:
-        """Raise unless the field (when present) holds one of `allowed`."""
+        """Refuse the field unless (when present) it holds one of `allowed`."""
         value = self.get(name, allowed[0])
         if value not in allowed:
-            raise self.unsupported(name, value, why)
+            self.refuse(name, value, why)
 
 
 COMMON_DEFAULTS = {"tie_word_embeddings": False, "initializer_range": 0.02, "hidden_act": "silu"}
@@ -53,8 +60,8 @@ def common_fields(hf: HFConfig) -> dict[str, Any]:
     """Sizes, norm epsilon, tying and RoPE: the ModelConfig fields every family sets the same way."""
     hf.require("hidden_act", ("silu",), "dsmoe's FFNs are SwiGLU (silu)")
     if hf.get("quantization_config") is not None:
-        raise hf.unsupported("quantization_config", hf["quantization_config"].get("quant_method"),
-                             "dequantize the checkpoint (e.g. to bf16) first")
+        hf.refuse("quantization_config", hf["quantization_config"].get("quant_method"),
+                  "dequantize the checkpoint (e.g. to bf16) first")
     return dict(vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"], n_layers=hf["num_hidden_layers"],
                 n_heads=hf["num_attention_heads"], max_seq_len=hf["max_position_embeddings"],
                 norm_eps=float(hf["rms_norm_eps"]), tie_word_embeddings=hf["tie_word_embeddings"],
@@ -73,16 +80,16 @@ def rope_fields(hf: HFConfig) -> dict[str, Any]:
     rope_type = params.get("rope_type", params.get("type", "default"))
     partial = params.get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
     if partial != 1.0:
-        raise hf.unsupported("partial_rotary_factor", partial, "dsmoe rotates whole heads")
-    if rope_type == "default":
-        return dict(rope_theta=theta)
+        hf.refuse("partial_rotary_factor", partial, "dsmoe rotates whole heads")
+    if rope_type not in ("default", "yarn"):
+        hf.refuse("rope_parameters.rope_type", rope_type, "dsmoe has default RoPE and yarn")
     if rope_type != "yarn":
-        raise hf.unsupported("rope_parameters.rope_type", rope_type, "dsmoe has default RoPE and yarn")
+        return dict(rope_theta=theta)
     if params.get("attention_factor") is not None:
-        raise hf.unsupported("rope_parameters.attention_factor", params["attention_factor"],
-                             "dsmoe derives it from factor, mscale and mscale_all_dim")
+        hf.refuse("rope_parameters.attention_factor", params["attention_factor"],
+                  "dsmoe derives it from factor, mscale and mscale_all_dim")
     if params.get("truncate", True) is not True:
-        raise hf.unsupported("rope_parameters.truncate", params["truncate"], "dsmoe's YaRN truncates (truncate=True)")
+        hf.refuse("rope_parameters.truncate", params["truncate"], "dsmoe's YaRN truncates (truncate=True)")
     original = params.get("original_max_position_embeddings",
                           hf.get("original_max_position_embeddings", hf["max_position_embeddings"]))
     factor = params.get("factor") or hf["max_position_embeddings"] / original
@@ -123,9 +130,9 @@ def rope_parameters(config: ModelConfig) -> dict[str, Any]:
 def mha_fields(hf: HFConfig) -> dict[str, Any]:
     """Grouped-query attention sizes; head_dim stays derived when it is hidden_size // n_heads."""
     if rope_params(hf).get("mscale_all_dim"):
-        raise hf.unsupported("rope_parameters.mscale_all_dim", rope_params(hf)["mscale_all_dim"],
-                             f"transformers' {hf.model_type} attention does not scale its softmax by it as DeepSeek's "
-                             "(and dsmoe's) does")
+        hf.refuse("rope_parameters.mscale_all_dim", rope_params(hf)["mscale_all_dim"],
+                  f"transformers' {hf.model_type} attention does not scale its softmax by it as DeepSeek's "
+                  "(and dsmoe's) does")
     head_dim = hf.get("head_dim")
     derived = hf["hidden_size"] // hf["num_attention_heads"]
     return dict(n_kv_heads=hf.get("num_key_value_heads") or hf["num_attention_heads"],

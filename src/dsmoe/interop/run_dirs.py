@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from dsmoe.config.data_config import DataConfig
-from dsmoe.interop.hf import TOKENIZER_FILE, from_pretrained, save_pretrained
+from dsmoe.interop.families import export_family
+from dsmoe.interop.hf import TOKENIZER_FILE, exported_config, from_pretrained, save_pretrained
 from dsmoe.runs import RunConfig, RunDir, load_checkpoint_model
 from dsmoe.runs.checkpoint import save_weights_only_run
 from dsmoe.runtime.devices import resolve_device
@@ -35,9 +36,13 @@ def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = tor
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, model_type: str | None = None,
-               device: str | torch.device = "cpu") -> Path:
-    """Write the latest checkpoint of `run_dir` (and its tokenizer) as a Hugging Face checkpoint directory, the
-    model loaded on `device` (a torch.device or a --device name); the files do not depend on it."""
+               device: str | torch.device = "cpu", mtp: bool = True) -> Path:
+    """Write the latest checkpoint of `run_dir` (and its tokenizer) as a Hugging Face checkpoint directory (see
+    hf.save_pretrained), the model loaded on `device` (a torch.device or a --device name); the files do not depend
+    on it. A config no family can express is refused from the run's config.toml, before any weights are read."""
+    run = RunDir(run_dir)
+    if run.config_path.is_file():  # without it, load_checkpoint_model says this is not a run directory
+        export_family(exported_config(RunConfig.load(run.config_path).model, mtp), model_type)
     _, model, _ = load_checkpoint_model(run_dir, device=device)
-    tokenizer = RunDir(run_dir).tokenizer_path
-    return save_pretrained(model, out_dir, model_type, tokenizer if tokenizer.is_file() else None)
+    tokenizer = run.tokenizer_path
+    return save_pretrained(model, out_dir, model_type, tokenizer if tokenizer.is_file() else None, mtp=mtp)
