@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dsmoe.analysis.analyze import analyze_run
+from dsmoe.analysis.domain_data import routed_summary
 from dsmoe.analysis.report import NUMBERS, REPORT
 from dsmoe.runs import RunDir
 from dsmoe.cli.main import main
@@ -40,6 +41,10 @@ def test_numbers_agree_with_each_other(analysis):
         assert np.allclose(np.array(stats["domains"]["share"]).sum(axis=1), 1.0)
         assert 0.0 <= stats["domains"]["nmi"] <= 1.0
         assert [expert["load"] for expert in stats["experts"]] == load.tolist()
+    counts = numbers["tokens_per_domain"]
+    assert list(counts) == numbers["domains"]
+    assert sum(count["routed"] for count in counts.values()) == numbers["n_tokens"]
+    assert all(0 <= count["read"] - count["routed"] < numbers["seq_len"] for count in counts.values())
     assert [entry["step"] for entry in numbers["stability"]] == [3]  # the other kept checkpoint
     disabling = numbers["expert_disabling"]["run"]
     assert [point["k"] for point in disabling] == [0, 1, 2]  # 4 experts, top-2: at most 2 can go
@@ -51,6 +56,20 @@ def test_disabling_zero_experts_is_the_plain_loss_and_disabling_changes_it(analy
     assert disabling[0]["loss"] == probe["loss"]  # k = 0 disables nothing: the very same evaluation
     assert disabling[1]["loss"] != disabling[0]["loss"]
     assert probe["loss_without_shared"] != probe["loss"]
+
+
+def test_the_printed_and_the_reported_token_counts_are_one_sentence_naming_the_domains(analysis, tmp_path, capsys):
+    numbers = analysis.numbers
+    summary = routed_summary(numbers["tokens_per_domain"], numbers["seq_len"])
+    assert f"{sum(count['read'] for count in numbers['tokens_per_domain'].values()):,} tokens read" in summary
+    assert f"{numbers['n_tokens']:,} routed in {numbers['n_tokens'] // numbers['seq_len']:,} windows" in summary
+    with one_thread():
+        assert main(["analyze", "--run", numbers["run"], "--out", str(tmp_path), "--no-probes"]) == 0
+    printed = capsys.readouterr().out
+    assert f"domains: {', '.join(numbers['domains'])}\n  tokens: {summary}\n" in printed
+    overview = (analysis.out_dir / REPORT).read_text().split('id="load"')[0]
+    assert summary in overview and ", ".join(numbers["domains"]) in overview
+    assert all(f"<td>{domain}</td>" in overview for domain in numbers["domains"])  # the Domains table
 
 
 def test_the_trace_is_recorded_once_and_reused(analysis, tmp_path):

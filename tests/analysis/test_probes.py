@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dsmoe.analysis.probes import (disabling_steps, expert_disabling_curve, experts_disabled, most_routed_experts,
-                                   shared_expert_probe, shared_experts_removed)
+                                   paired_change, shared_expert_probe, shared_experts_removed, window_losses)
 from dsmoe.eval.evaluate import evaluate_domains
 from tests.train.tiny import tiny_model
 
@@ -14,9 +14,30 @@ SEQ_LEN = 16
 DOMAINS = {name: np.random.default_rng(seed).integers(0, 512, 4 * SEQ_LEN + 1) for seed, name in enumerate("ab")}
 
 
+def losses(model) -> np.ndarray:
+    """What the probes are given: the loss of each window, here every window of both domains (2 batches of 2)."""
+    return window_losses(model, DOMAINS, SEQ_LEN, batch_size=2, max_batches=2)
+
+
 def pooled_loss(model) -> float:
-    """The wrapper around evaluate_domains the probes are given: the pooled validation loss."""
-    return evaluate_domains(model, DOMAINS, SEQ_LEN, batch_size=2, token_bytes=np.ones(512, dtype=np.int64)).loss
+    return float(losses(model).mean())
+
+
+def test_the_mean_window_loss_is_the_pooled_loss_dsmoe_eval_gives_on_the_same_windows():
+    model = tiny_model().eval()
+    assert len(losses(model)) == 8  # 4 windows per domain
+    pooled = evaluate_domains(model, DOMAINS, SEQ_LEN, batch_size=2, token_bytes=np.ones(512, dtype=np.int64),
+                              max_batches=2).loss
+    assert pooled_loss(model) == pytest.approx(pooled, rel=1e-6)
+
+
+def test_a_paired_change_has_the_standard_error_of_the_per_window_changes():
+    change, error = paired_change(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.0, 3.5, 4.2]))
+    differences = np.array([0.5, 0.0, 0.5, 0.2])
+    assert change == pytest.approx(differences.mean())
+    assert error == pytest.approx(differences.std(ddof=1) / 2.0)  # sqrt(4 windows)
+    assert paired_change(np.ones(3), np.ones(3) + 0.1) == pytest.approx((0.1, 0.0))  # the same shift everywhere: sure
+    assert np.isnan(paired_change(np.ones(1), np.zeros(1))[1])  # one window: no estimate
 
 
 def moe_layers(model) -> list[int]:
@@ -29,7 +50,7 @@ def uniform_loads(model) -> dict[int, np.ndarray]:
 
 def test_disabling_zero_experts_is_exactly_the_plain_loss_and_disabling_changes_it():
     model = tiny_model(n_routed_experts=6).eval()
-    curve = expert_disabling_curve(model, uniform_loads(model), pooled_loss, ks=range(3))
+    curve = expert_disabling_curve(model, uniform_loads(model), losses, ks=range(3))
     assert [point["k"] for point in curve] == [0, 1, 2]
     assert curve[0]["loss"] == pooled_loss(model)
     assert curve[1]["loss"] != curve[0]["loss"] and curve[2]["loss"] != curve[1]["loss"]
@@ -37,9 +58,18 @@ def test_disabling_zero_experts_is_exactly_the_plain_loss_and_disabling_changes_
     assert "stopped" not in curve[-1]
 
 
+def test_each_point_rises_over_none_disabled_with_a_noise_estimate():
+    model = tiny_model(n_routed_experts=6).eval()
+    curve = expert_disabling_curve(model, uniform_loads(model), losses, ks=range(3))
+    assert curve[0]["rise"] == 0.0 and curve[0]["rise_se"] == 0.0  # against itself: no change, no noise
+    for point in curve[1:]:
+        assert point["rise"] == pytest.approx(point["loss"] - curve[0]["loss"])
+        assert point["rise_se"] > 0 and point["windows"] == 8
+
+
 def test_the_curve_stops_where_too_few_experts_would_remain_and_says_so():
     model = tiny_model().eval()  # 4 experts, top-2: at most 2 can go
-    curve = expert_disabling_curve(model, uniform_loads(model), pooled_loss, ks=range(5))
+    curve = expert_disabling_curve(model, uniform_loads(model), losses, ks=range(5))
     assert [point["k"] for point in curve] == [0, 1, 2]
     assert "k=3" in curve[-1]["stopped"] and "n_activated_experts=2" in curve[-1]["stopped"]
 
@@ -47,7 +77,7 @@ def test_the_curve_stops_where_too_few_experts_would_remain_and_says_so():
 def test_the_curve_leaves_the_routers_as_they_were():
     model = tiny_model().eval()
     before = pooled_loss(model)
-    expert_disabling_curve(model, uniform_loads(model), pooled_loss, ks=range(3))
+    expert_disabling_curve(model, uniform_loads(model), losses, ks=range(3))
     assert pooled_loss(model) == before
     assert all(model.layers[layer].ffn.router.disabled_E is None for layer in moe_layers(model))
 
@@ -86,9 +116,10 @@ def test_experts_disabled_refuses_what_a_router_refuses_and_undoes_the_rest():
 def test_shared_expert_probe_measures_the_jump_and_restores_the_model():
     model = tiny_model().eval()
     before = pooled_loss(model)
-    probe = shared_expert_probe(model, pooled_loss)
+    probe = shared_expert_probe(model, losses)
     assert probe["loss"] == before and probe["loss_without_shared"] != before
-    assert probe["jump"] == probe["loss_without_shared"] - probe["loss"]
+    assert probe["jump"] == pytest.approx(probe["loss_without_shared"] - probe["loss"])
+    assert probe["jump_se"] > 0 and probe["windows"] == 8
     assert pooled_loss(model) == before
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from dsmoe.analysis.chunks import pair_counts
 from dsmoe.analysis.specialisation import (domain_expert_nmi, domain_expert_share, normalised_mutual_information,
-                                           over_represented_tokens, token_occurrences, top_expert_share,
+                                           over_represented_tokens, shuffled_nmi, token_occurrences, top_expert_share,
                                            vocabulary_specialisation)
 
 DOMAINS_T = np.array([0, 0, 1, 1], dtype=np.int16)
@@ -38,6 +38,22 @@ def test_uniform_routing_independent_of_domain_gives_nmi_near_zero():
     dof = (n_domains - 1) * (n_experts - 1)
     bound = (dof + 6 * math.sqrt(2 * dof)) / (2 * n_pairs) / math.sqrt(0.99 * math.log(n_domains) * math.log(n_experts))
     assert domain_expert_nmi(experts_TK, domains_T, n_domains, n_experts) < bound
+
+
+def test_the_chance_level_keeps_the_totals_and_sits_far_below_a_specialised_tables_nmi():
+    specialised_AE = np.array([[900, 100, 0, 0], [0, 0, 600, 400]])
+    assert shuffled_nmi(specialised_AE) < 0.01 < normalised_mutual_information(specialised_AE)
+    assert shuffled_nmi(specialised_AE) == shuffled_nmi(specialised_AE)  # seeded: the same every time
+
+
+def test_the_chance_level_is_what_shuffling_the_domains_gives():
+    # 2,000 pairs of 4 domains over 8 experts, independent: the observed NMI is chance alone, so the two agree
+    # within the spread of chance (a few times its size at this sample).
+    rng = np.random.default_rng(1)
+    counts_AE = pair_counts(rng.integers(0, 8, (2000, 1)), rng.integers(0, 4, 2000), 4, 8)
+    chance = shuffled_nmi(counts_AE, draws=20)
+    assert 0 < chance < 0.01
+    assert normalised_mutual_information(counts_AE) < 4 * chance
 
 
 def test_one_domain_has_no_information_to_share():

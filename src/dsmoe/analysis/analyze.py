@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsmoe.analysis.domain_data import DomainData, analysis_data
+from dsmoe.analysis.domain_data import DomainData, analysis_data, token_counts
 from dsmoe.analysis.load_balance import load_over_training
 from dsmoe.analysis.model_numbers import ProbeData, disabling_curve, model_numbers, stability_numbers
 from dsmoe.analysis.probes import disabling_steps
@@ -80,12 +80,14 @@ def run_numbers(run: RunDir, loaded: LoadedRun, data: DomainData, disabling_ks: 
     trace = stored_trace(run.traces_dir, checkpoint, data.tokens, seq_len, batch_size, lambda: model)
     numbers = {"run": str(run.path), "checkpoint": str(checkpoint.path), "step": checkpoint.step,
                "data": data.described, "domains": trace.domain_names, "n_tokens": trace.n_tokens,
+               "tokens_per_domain": token_counts(data.tokens, seq_len, probe_batches * batch_size),
+               "seq_len": seq_len, "batch_size": batch_size, "probe_batches": probe_batches,
                "moe_layers": trace.moe_layers, "n_experts": trace.n_experts, "top_k": trace.top_k,
                "router": config.model.router,
                "layers": trace_numbers(trace, loaded.tokenizer.decode, config.model.vocab_size, batch_size * seq_len)}
     if run.metrics_path.is_file():
         numbers["over_training"] = load_over_training(read_metrics(run.metrics_path))
-    probe_data = ProbeData(data.tokens, seq_len, batch_size, loaded.tokenizer, probe_batches)
+    probe_data = ProbeData(data.tokens, seq_len, batch_size, probe_batches)
     loads = {int(layer): np.array(stats["load"]["tokens_per_expert"]) for layer, stats in numbers["layers"].items()}
     numbers.update(model_numbers(model, loads, probe_data, disabling_ks))
     numbers["stability"] = stability_numbers(run, checkpoint, trace, data.tokens, seq_len, batch_size, loaded.device)

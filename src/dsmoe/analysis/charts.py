@@ -82,9 +82,11 @@ def line_panels(path: Path, title: str, xlabel: str,
 
 
 def grouped_bars(path: Path, title: str, ylabel: str, groups: dict[str, dict[str, float]],
-                 errors: dict[str, dict[str, float]] | None = None, xlabel: str = "") -> Path:
+                 errors: dict[str, dict[str, float]] | None = None, xlabel: str = "",
+                 ylim: tuple[float | None, float | None] = (None, None), value_labels: bool = False) -> Path:
     """Bars of {group: {series: value}}: one cluster per group, one colour per series, with a legend when there
-    is more than one series; `errors` (same shape) draws error bars."""
+    is more than one series; `errors` (same shape) draws error bars, `value_labels` writes each value on its bar,
+    `ylim` fixes the y axis (None: matplotlib's choice)."""
     names = list(groups)
     series = list(dict.fromkeys(key for values in groups.values() for key in values))
     width = 0.8 / max(1, len(series))
@@ -93,9 +95,13 @@ def grouped_bars(path: Path, title: str, ylabel: str, groups: dict[str, dict[str
         xs = np.arange(len(names)) + (index - (len(series) - 1) / 2) * width
         ys = [groups[group].get(name, np.nan) for group in names]
         yerr = [errors[group].get(name, 0.0) for group in names] if errors else None
-        ax.bar(xs, ys, width, yerr=yerr, capsize=3 if errors else 0, label=name)
+        bars = ax.bar(xs, ys, width, yerr=yerr, capsize=3 if errors else 0, label=name)
+        if value_labels:
+            ax.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
     slanted = max(map(len, names), default=0) > 8  # long names would overlap
     ax.set_xticks(range(len(names)), names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
+    if ylim != (None, None):
+        ax.set_ylim(*ylim)
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
@@ -106,13 +112,22 @@ def grouped_bars(path: Path, title: str, ylabel: str, groups: dict[str, dict[str
 
 
 def curves(path: Path, title: str, xlabel: str, ylabel: str, lines: dict[str, tuple[list, list]],
-           integer_x: bool = False) -> Path:
-    """Lines with markers, {label: (xs, ys)}, and a legend."""
+           integer_x: bool = False, errors: dict[str, list[float]] | None = None,
+           references: dict[str, tuple[list, list]] | None = None,
+           ylim: tuple[float | None, float | None] = (None, None)) -> Path:
+    """Lines with markers, {label: (xs, ys)}, and a legend. `errors` ({label: half-widths}) draws error bars on a
+    line's points; `references` ({label: (xs, ys)}) are grey dashed lines to read the others against (a baseline,
+    zero); `ylim` fixes the y axis (None: matplotlib's choice, which also keeps the references in view)."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    for index, (label, (xs, ys)) in enumerate((references or {}).items()):
+        ax.plot(xs, ys, linestyle=("--", ":", "-.")[index % 3], color="0.45", linewidth=1.3, label=label)
     for label, (xs, ys) in lines.items():
-        ax.plot(xs, ys, "o-", label=label, linewidth=1.5)
+        yerr = (errors or {}).get(label)
+        ax.errorbar(xs, ys, yerr=yerr, fmt="o-", capsize=4 if yerr is not None else 0, label=label, linewidth=1.5)
     if integer_x:
         ax.xaxis.get_major_locator().set_params(integer=True)
+    if ylim != (None, None):
+        ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -10,18 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer
 from torch import nn
 
 from dsmoe.analysis.contributions import shared_routed_norms
 from dsmoe.analysis.load_balance import expert_loads
-from dsmoe.analysis.probes import expert_disabling_curve, shared_expert_probe
+from dsmoe.analysis.probes import expert_disabling_curve, shared_expert_probe, window_losses
 from dsmoe.analysis.redundancy import redundancy_numbers
 from dsmoe.analysis.stability import check_same_tokens, expert_set_changes
 from dsmoe.analysis.trace import Trace
 from dsmoe.analysis.trace_store import stored_trace
-from dsmoe.data import token_byte_lengths, val_batches
-from dsmoe.eval.evaluate import evaluate_domains
+from dsmoe.data import val_batches
 from dsmoe.runs import CheckpointDir, LoadedRun, RunDir, load_run
 from dsmoe.runs.checkpoint import CorruptCheckpointError
 
@@ -30,17 +28,16 @@ SAMPLE_BATCHES = 2  # per domain, for the output norms and the expert outputs co
 
 @dataclass(frozen=True)
 class ProbeData:
-    """The routed text and how to score it: the pooled validation loss over at most max_batches per domain."""
+    """The routed text and how the probes score it: the loss of each window of at most max_batches batches per
+    domain (probes.window_losses)."""
 
     tokens: dict[str, np.ndarray]
     seq_len: int
     batch_size: int
-    tokenizer: Tokenizer
     max_batches: int
 
-    def evaluate(self, model: nn.Module) -> float:
-        return evaluate_domains(model, self.tokens, self.seq_len, self.batch_size,
-                                token_byte_lengths(self.tokenizer), self.max_batches).loss
+    def evaluate(self, model: nn.Module) -> np.ndarray:
+        return window_losses(model, self.tokens, self.seq_len, self.batch_size, self.max_batches)
 
     def sample_batches(self) -> Iterator[torch.Tensor]:
         """A few [B, L] batches of every domain, spread over its text."""
@@ -72,7 +69,7 @@ def disabling_curve(run: RunDir, loaded: LoadedRun, tokens: dict[str, np.ndarray
     config = loaded.config
     trace = stored_trace(run.traces_dir, CheckpointDir(loaded.checkpoint), tokens, config.data.seq_len,
                          config.train.batch_size, lambda: loaded.model)
-    data = ProbeData(tokens, config.data.seq_len, config.train.batch_size, loaded.tokenizer, max_batches)
+    data = ProbeData(tokens, config.data.seq_len, config.train.batch_size, max_batches)
     return expert_disabling_curve(loaded.model, trace_loads(trace), data.evaluate, ks)
 
 

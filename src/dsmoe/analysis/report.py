@@ -10,6 +10,7 @@ from pathlib import Path
 from dsmoe.analysis import report_probe_sections as probe_sections
 from dsmoe.analysis import report_sections as sections
 from dsmoe.analysis.charts import plot_loss_curve
+from dsmoe.analysis.domain_data import routed_summary
 from dsmoe.analysis.report_html import Figure, Section, Table, write_report
 from dsmoe.atomic import atomic_directory
 
@@ -45,14 +46,30 @@ def written_here(out_dir: Path, path: Path) -> bool:
 
 
 def overview_section(numbers: dict, out: Path, metrics_path: Path | None) -> Section:
+    counts, seq_len = numbers["tokens_per_domain"], numbers["seq_len"]
     rows = [["run", numbers["run"]], ["checkpoint", numbers["checkpoint"]], ["data", numbers["data"]],
-            ["router", numbers["router"]], ["routed experts / chosen per token", f"{numbers['n_experts']} / "
-                                            f"{numbers['top_k']}"],
-            ["MoE layers", ", ".join(map(str, numbers["moe_layers"]))], ["tokens routed", numbers["n_tokens"]]]
-    blocks = [Table("What was analysed", ["", ""], rows)]
+            ["domains", ", ".join(numbers["domains"])], ["tokens", routed_summary(counts, seq_len)],
+            ["router", numbers["router"]],
+            ["routed experts / chosen per token", f"{numbers['n_experts']} / {numbers['top_k']}"],
+            ["MoE layers", ", ".join(map(str, numbers["moe_layers"]))]]
+    blocks = [Table("What was analysed", ["", ""], rows), domains_table(numbers)]
     if metrics_path is not None and metrics_path.is_file():
         blocks.append(Figure("Training curve", plot_loss_curve(metrics_path, out / "loss_curve.png")))
     return Section("overview", "Overview", "", blocks)
+
+
+def domains_table(numbers: dict) -> Table:
+    """Each domain's tokens as each part of the analysis counts them (domain_data.token_counts)."""
+    counts, probed = numbers["tokens_per_domain"], "expert_disabling" in numbers
+    columns = ["domain", "tokens read", f"routed (whole windows of {numbers['seq_len']})"]
+    columns += ["predicted by the probes", "predicted by dsmoe eval"] if probed else []
+    rows = [[domain, count["read"], count["routed"], *([count["probe_scored"], count["eval_scored"]] if probed else [])]
+            for domain, count in counts.items()]
+    caption = "Every statistic of the routing counts the routed tokens."
+    if probed:
+        caption += (" The probes' losses predict the tokens of their windows, sampled over each domain (see the probe "
+                    "sections); dsmoe eval predicts every token of the same text but the first.")
+    return Table("Domains", columns, rows, caption)
 
 
 def finite(value):

@@ -71,10 +71,13 @@ def domains_section(numbers: dict, out: Path) -> Section:
                              "share of the domain's pairs", row_labels=names, log=spans_magnitudes(share))
         per_layer[int(key)] = [Figure(f"Routing share by domain, layer {key}", png,
                                       "Rows sum to 1; an expert specialised in a domain lights up in its row only.")]
+    xs = [int(key) for key in layers]
+    nmi_by_layer = {key: numbers["layers"][key]["domains"]["nmi"] for key in layers}
+    chance_by_layer = {key: numbers["layers"][key]["domains"]["nmi_shuffled"] for key in layers}
     nmi = charts.curves(out / "domain_nmi.png", "Mutual information between domain and expert choice", "MoE layer",
-                        "normalised mutual information", {"NMI": ([int(k) for k in layers],
-                                                                  [numbers["layers"][k]["domains"]["nmi"]
-                                                                   for k in layers])}, integer_x=True)
+                        "normalised mutual information (0 to 1)", {"NMI": (xs, list(nmi_by_layer.values()))},
+                        integer_x=True, references={"chance (domains shuffled)": (xs, list(chance_by_layer.values()))},
+                        ylim=(0.0, None))
     top = charts.grouped_bars(out / "domain_top10.png", "Share of each domain's routing held by its top-10% experts",
                               "share of pairs", {f"layer {k}": numbers["layers"][k]["domains"]["top10_share"]
                                                  for k in layers})
@@ -82,7 +85,13 @@ def domains_section(numbers: dict, out: Path) -> Section:
     return Section("domains", "Specialisation by domain",
                    "Which experts each domain's tokens go to. NMI is 1 when every domain has experts of its own and "
                    "0 when the choice of expert says nothing about the domain.",
-                   [Figure("Domain / expert NMI per layer", nmi),
+                   [Figure("Domain / expert NMI per layer", nmi, "The axis starts at 0 (NMI spans 0 to 1). The "
+                           "dashed line is the NMI of the same counts with the domains dealt to the token-expert pairs "
+                           "at random: what chance alone gives with this many pairs."),
+                    Table("NMI per layer", ["layer", "NMI", "chance (domains shuffled)", "NMI / chance"],
+                          [[key, nmi_by_layer[key], chance_by_layer[key],
+                            dash(nmi_by_layer[key] / chance_by_layer[key] if chance_by_layer[key] else None)]
+                           for key in layers]),
                     Figure("Top-10% expert share", top, f"Uniform routing would give {uniform:.2f} for every domain.")],
                    per_layer)
 

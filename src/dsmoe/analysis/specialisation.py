@@ -48,6 +48,22 @@ def normalised_mutual_information(counts_AE: np.ndarray) -> float:
     return max(mutual_information, 0.0) / math.sqrt(h_domain * h_expert)
 
 
+def shuffled_nmi(counts_AE: np.ndarray, draws: int = 5, seed: int = 0) -> float:
+    """The NMI chance alone gives this table: the mean NMI of `draws` tables with the same domain and expert totals
+    whose pairs are dealt to the domains at random (the pairs' domain labels shuffled). A finite sample scores
+    above 0 without any specialisation; this is the level an NMI must clear to show some."""
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(draws):
+        remaining_E = counts_AE.sum(axis=0).astype(np.int64)
+        dealt_AE = np.zeros_like(counts_AE, dtype=np.int64)
+        for domain, n_pairs in enumerate(counts_AE.sum(axis=1)):
+            dealt_AE[domain] = rng.multivariate_hypergeometric(remaining_E, int(n_pairs))
+            remaining_E -= dealt_AE[domain]
+        found.append(normalised_mutual_information(dealt_AE))
+    return float(np.mean(found))
+
+
 def domain_expert_nmi(experts_TK: np.ndarray, domains_T: np.ndarray, n_domains: int, n_experts: int,
                       chunk_tokens: int = CHUNK_TOKENS) -> float:
     """NMI between a pair's domain and its expert, over a layer's kept pairs."""

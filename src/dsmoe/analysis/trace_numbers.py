@@ -12,7 +12,8 @@ from dsmoe.analysis.chunks import pair_counts
 from dsmoe.analysis.coactivation import coactivation_counts, coactivation_ratio, distinct_combinations
 from dsmoe.analysis.load_balance import batch_max_vio, load_statistics, router_entropy_summary
 from dsmoe.analysis.specialisation import (normalised_mutual_information, over_represented_tokens, shares,
-                                           token_occurrences, top_expert_share, vocabulary_specialisation)
+                                           shuffled_nmi, token_occurrences, top_expert_share,
+                                           vocabulary_specialisation)
 from dsmoe.analysis.top_tokens import highest_weight_positions, in_context
 from dsmoe.analysis.trace import Trace
 
@@ -41,7 +42,7 @@ def layer_numbers(trace: Trace, layer: int, decode: Callable[[list[int]], str], 
                  "batch_max_vio": batch_max_vio(experts_TK, n_experts, tokens_per_batch),
                  "router_entropy": router_entropy_summary(trace.entropy(layer)) if trace.has_entropy else None},
         "domains": {"names": domains, "share": shares(counts_AE, counts_AE.sum(axis=1, keepdims=True)).tolist(),
-                    "nmi": normalised_mutual_information(counts_AE),
+                    "nmi": normalised_mutual_information(counts_AE), "nmi_shuffled": shuffled_nmi(counts_AE),
                     "top10_share": dict(zip(domains, top_expert_share(counts_AE).tolist()))},
         "vocabulary": {key: value.tolist() if isinstance(value, np.ndarray) else value
                        for key, value in vocabulary.items()},

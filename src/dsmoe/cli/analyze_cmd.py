@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from dsmoe.analysis.analyze import DEFAULT_MAX_TOKENS, analyze_run
+from dsmoe.analysis.domain_data import routed_summary
 from dsmoe.cli.device_option import add_device_option
 from dsmoe.runtime.devices import resolve_device
 
@@ -38,9 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output directory (default RUN/analysis/report); an earlier analysis there "
                         "is replaced once the new one is complete")
     parser.add_argument("--max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
-                        help=f"tokens routed per domain at most (default {DEFAULT_MAX_TOKENS:,})")
+                        help=f"tokens read per domain at most, its first ones (default {DEFAULT_MAX_TOKENS:,})")
     parser.add_argument("--probe-batches", type=positive_int, default=8,
-                        help="batches per domain each probe's validation loss is measured on (default 8)")
+                        help="batches of windows per domain each probe's loss is measured on (default 8); more "
+                        "narrow its noise bars")
     parser.add_argument("--no-probes", action="store_true", help="skip the expert-disabling and shared-expert "
                         "probes (they evaluate the model several times)")
     add_device_option(parser, "the routing trace is recorded and the probes run, in float32")
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
                            not args.no_probes, args.probe_batches, device)
     numbers = analysis.numbers
     print(f"analysed {numbers['checkpoint']} on {numbers['data']}")
+    print(f"  domains: {', '.join(numbers['domains'])}")
+    print(f"  tokens: {routed_summary(numbers['tokens_per_domain'], numbers['seq_len'])}")
     for layer, stats in numbers["layers"].items():
         load, domains = stats["load"], stats["domains"]
         print(f"  layer {layer:>2}: MaxVio {load['max_vio']:.3f}  CV {load['cv']:.3f}  dead {len(load['dead'])}  "
