@@ -10,6 +10,7 @@ renamed flag or command still fails here.
 
 from __future__ import annotations
 
+import json
 import lzma
 import os
 import re
@@ -123,16 +124,32 @@ def workspace(tmp_path_factory) -> Path:
     (base / "my_text.txt").write_text(lzma.decompress((builtin / "prose_docs.train.txt.xz").read_bytes())
                                       .decode()[:150_000])
     (base / "prompts.txt").write_text("The first\nimport os\n")
-    run(base, ["dsmoe", "train", "--config", "configs/tiny.toml", "--data", "my_text.txt", "--out", "runs/mine",
-               *REDUCTIONS["train"]])
+    run(base, [["dsmoe", "train", "--config", "configs/tiny.toml", "--data", "my_text.txt", "--out", "runs/mine",
+                *REDUCTIONS["train"]]])
     return base
 
 
-def run(directory: Path, words: list[str]) -> None:
-    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
-                   "DSMOE_CACHE": str(directory / "cache")}
-    result = subprocess.run(words, cwd=directory, env=environment, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"`{shlex.join(words)}` exited {result.returncode}:\n{result.stderr[-3000:]}"
+# Runs a page's commands one after the other in one interpreter: `dsmoe ...` through the command's own main(), the
+# function its console script calls (one interpreter start instead of one per command), others as processes.
+RUNNER = """
+import json, shlex, subprocess, sys
+from dsmoe.cli.main import main
+for words in json.loads(sys.argv[1]):
+    print(f"$ {shlex.join(words)}", file=sys.stderr, flush=True)
+    try:
+        code = main(words[1:]) if words[0] == "dsmoe" else subprocess.run(words).returncode
+    except SystemExit as exit:
+        code = exit.code
+    if code:
+        sys.exit(f"`{shlex.join(words)}` exited {code}")
+"""
+
+
+def run(directory: Path, commands_: list[list[str]]) -> None:
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(commands_)], cwd=directory, env=environment,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
 
 
 @pytest.mark.parametrize("page", [page for page in PAGES if any(m == RUNNABLE for _, m, _ in shell_blocks(page))],
@@ -142,7 +159,5 @@ def test_runnable_commands_run(page, workspace, tmp_path):
     text = page.read_text()
     if "--out runs/mine" in text:  # the page trains it itself
         shutil.rmtree(tmp_path / "runs" / "mine")
-    for _, marker, block in shell_blocks(page):
-        if marker == RUNNABLE:
-            for words in commands(block):
-                run(tmp_path, reduced(words))
+    run(tmp_path, [reduced(words) for _, marker, block in shell_blocks(page) if marker == RUNNABLE
+                   for words in commands(block)])

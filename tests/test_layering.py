@@ -1,6 +1,7 @@
-"""The layering the README draws, checked floor by floor: a module imports only from its own package and from the
-floors below its package's, at module level or inside functions (only under TYPE_CHECKING, for annotations, may it
-name what is above); the registry resolves its names lazily to the classes that implement them."""
+"""The layering docs/ARCHITECTURE.md draws, checked floor by floor: a module imports only from its own package
+and from the floors below its package's, at module level or inside functions (only under TYPE_CHECKING, for
+annotations, may it name what is above); the registry resolves its names lazily to the classes that implement
+them."""
 
 import ast
 from pathlib import Path
@@ -12,7 +13,7 @@ from dsmoe.registry import ROUTERS, Registry
 from dsmoe.routers import Router
 
 SRC = Path(dsmoe.__file__).parent
-FLOORS = [  # bottom first; each entry: a package (a directory) or a top-level module of dsmoe, as the README draws it
+FLOORS = [  # bottom first; a package (a directory) or a top-level module of dsmoe, as docs/ARCHITECTURE.md draws it
     ("process", {"runtime"}),
     ("foundations", {"field_rules", "structured_files", "registry", "atomic", "hashing"}),
     ("config", {"config"}),
