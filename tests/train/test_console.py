@@ -11,6 +11,7 @@ from dsmoe.runs import RunDir
 from dsmoe.train import loop
 from dsmoe.train.console import ProgressBar, finish_line, start_summary
 from dsmoe.train.progress import TrainingProgress
+from dsmoe.train.save_schedule import doubling_saves_min, save_interval_min
 from train.tiny import run_config
 
 
@@ -23,7 +24,8 @@ def test_the_start_summary_holds_the_parameters_tokens_budget_checkpoints_device
         f"parameters     {params.total / 1e6:.2f}M total, {params.activated / 1e6:.2f}M activated per token",
         "data           123,456 train tokens, 7,890 val tokens",
         "budget         200 steps or 2 min, whichever comes first, 4 x 32 tokens per step",
-        "saves          every 50 steps and every 5 min, and at the end; the last 3 kept",
+        "saves          every 50 steps and after 1, 2, 4, 8 min, then every 5 min, and at the end; the last 3 "
+        "kept",
         "device         cpu, float32",
         "run directory  runs/x",
     ]
@@ -72,3 +74,18 @@ def test_a_checkpoint_is_written_every_save_every_min_of_training(slow_steps, tm
     loop.train(config, tmp_path / "run")
     assert [path.path.name for path in RunDir(tmp_path / "run").checkpoints()] == \
         ["step_00000003", "step_00000006", "step_00000008"]
+
+
+def test_checkpoints_by_time_come_after_1_2_4_minutes_then_every_save_every_min(slow_steps, tmp_path):
+    # 6 s per step: 1 min is 10 steps; with save_every_min=3 the interval doubles 1, 1, 2, then stays 3
+    config = run_config(tmp_path, train__steps=75, train__save_every=0, train__save_every_min=3.0,
+                        train__keep_last=10, train__eval_every=0)
+    loop.train(config, tmp_path / "run")
+    assert [int(path.path.name.removeprefix("step_")) for path in RunDir(tmp_path / "run").checkpoints()] == \
+        [10, 20, 40, 70, 75]
+
+
+def test_the_time_rule_doubles_from_one_minute_up_to_save_every_min():
+    assert doubling_saves_min(10) == [1, 2, 4, 8, 16]
+    assert doubling_saves_min(1) == [] and doubling_saves_min(0.25) == []
+    assert [save_interval_min(10, last) for last in (0, 1, 2, 4, 8, 16, 26)] == [1, 1, 2, 4, 8, 10, 10]

@@ -62,9 +62,10 @@ class TrainConfig:
     eval_every: steps between validation evaluations (0: only at the end). Default 200.
     eval_batches: validation batches per periodic evaluation. Default 20.
     save_every: steps between checkpoints (0: only at the end). Default 200.
-    save_every_min: minutes of training between checkpoints, counted from the last one (or the session's start),
-        so a long step schedule still has an early checkpoint to resume from; checked at step boundaries, agreed
-        by every rank. 0: by steps only. Default 10.
+    save_every_min: minutes of training between checkpoints, counted from the last one; the first come sooner,
+        after 1, 2, 4, 8 and 16 minutes of a session (the interval doubles up to this), so a run killed in its
+        first minutes keeps a recent one; checked at step boundaries, agreed by every rank. 0: by steps only.
+        Default 10.
     keep_last: checkpoints kept on disk. Default 3.
     max_nonfinite: consecutive non-finite losses tolerated before the run stops. Default 5.
     time_budget_min: stop (with a checkpoint) after this many minutes of training, over all sessions of a

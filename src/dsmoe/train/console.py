@@ -13,6 +13,7 @@ from dsmoe.config import TrainConfig
 from dsmoe.model import count_params
 from dsmoe.runs import RunConfig
 from dsmoe.train.progress import TrainingProgress
+from dsmoe.train.save_schedule import doubling_saves_min
 
 
 def start_summary(config: RunConfig, train_tokens: int, val_tokens: int, device: str, world_size: int,
@@ -46,9 +47,16 @@ def budget_text(settings: TrainConfig) -> str:
 
 def checkpoint_text(settings: TrainConfig) -> str:
     rules = [f"every {settings.save_every:,} steps"] if settings.save_every else []
-    rules += [f"every {settings.save_every_min:g} min"] if settings.save_every_min else []
+    rules += [time_rule(settings.save_every_min)] if settings.save_every_min else []
     when = (" and ".join(rules) + ", and at the end") if rules else "at the end"
     return f"{when}; the last {settings.keep_last} kept"
+
+
+def time_rule(every_min: float) -> str:
+    early = doubling_saves_min(every_min)
+    if not early:
+        return f"every {every_min:g} min"
+    return f"after {', '.join(f'{m:g}' for m in early)} min, then every {every_min:g} min"
 
 
 def resume_line(step: int, checkpoint: Path) -> str:

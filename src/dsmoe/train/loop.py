@@ -33,6 +33,7 @@ from dsmoe.train.metrics import eval_record, expert_metrics
 from dsmoe.train.optim import build_optimizer, build_scheduler, load_optimizer_state
 from dsmoe.train.progress import TrainingProgress
 from dsmoe.train.resume import resolve_run_config
+from dsmoe.train.save_schedule import save_interval_min
 from dsmoe.train.step import StepResult, accumulate_gradients
 from dsmoe.train.tensorboard import TensorBoardLog, summary_writer_class
 
@@ -184,6 +185,7 @@ class Trainer:
             self.logs.append(TensorBoardLog(run_dir.tensorboard_dir, resume_step=start_step))
         self.nonfinite_streak = 0
         self.saved_at_s = 0.0  # training time at the last checkpoint, or at this session's start
+        self.session_start_s = 0.0  # training time when this session started (a resumed run's is its checkpoint's)
 
     def run(self) -> TrainResult:
         """Train to the last step or a stop request, save, evaluate; the logs are closed on every way out."""
@@ -204,7 +206,7 @@ class Trainer:
     def train_steps(self) -> str | None:
         """Optimizer steps until train.steps, a signal or the time budget; returns why it stopped early."""
         self.progress.start()
-        self.saved_at_s = self.progress.elapsed_s()
+        self.session_start_s = self.saved_at_s = self.progress.elapsed_s()
         stopped = self.over_time_budget()  # a resumed run may have spent its budget already
         with ProgressBar(self.progress, self.step, self.ranks.is_writer) as bar, StopRequest() as stop:
             while self.step < self.config.train.steps and stopped is None:
@@ -280,12 +282,13 @@ class Trainer:
             self.save()
 
     def save_due(self) -> bool:
-        """A checkpoint every save_every steps, and every save_every_min minutes of training since the last one;
-        agreed by every rank, as each reads its own clock."""
+        """A checkpoint every save_every steps, and by time: after 1, 2, 4, ... minutes of this session, then every
+        save_every_min minutes (dsmoe.train.save_schedule); agreed by every rank, as each reads its own clock."""
         settings = self.config.train
         by_steps = settings.save_every > 0 and self.step % settings.save_every == 0
         since_save_s = self.progress.elapsed_s() - self.saved_at_s
-        by_time = settings.save_every_min > 0 and since_save_s >= 60 * settings.save_every_min
+        interval_min = save_interval_min(settings.save_every_min, (self.saved_at_s - self.session_start_s) / 60)
+        by_time = settings.save_every_min > 0 and since_save_s >= 60 * interval_min
         return self.ranks.agree(by_steps or by_time)
 
     def evaluate(self, max_batches: int | None) -> EvalResult:
