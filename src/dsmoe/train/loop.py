@@ -137,7 +137,7 @@ def with_resolved_dtype(config: RunConfig, device: torch.device) -> RunConfig:
 def prepare_run(config: RunConfig | None, run_dir: RunDir, resume: bool):
     """The config to train with (checked against the run directory) and its prepared data."""
     config, changes = resolve_run_config(config, run_dir, resume)
-    remove_temporaries(run_dir.path, run_dir.checkpoints_dir)  # of writes killed midway: none is live here
+    remove_temporaries(*run_dir.written_atomically)  # of writes killed midway: none is live here
     if config.train.tensorboard:
         summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
     data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size, reuse_tokenizer=resume)
