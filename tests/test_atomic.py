@@ -45,7 +45,8 @@ def test_a_directory_appears_with_everything_written_into_it(tmp_path):
 def test_a_directory_never_goes_over_a_non_empty_one_unless_told_to_replace_it(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="exists and is not an empty directory"), atomic_directory(tmp_path / "out"):
+    with pytest.raises(ValueError, match=r"exists and is not an empty directory \(it holds notes\.txt\)"), \
+            atomic_directory(tmp_path / "out"):
         pytest.fail("the block ran")
     assert (tmp_path / "out" / "notes.txt").read_text() == "keep me"
     with atomic_directory(tmp_path / "out", replace=True) as temporary:
@@ -56,7 +57,8 @@ def test_a_directory_never_goes_over_a_non_empty_one_unless_told_to_replace_it(t
 def test_the_temporaries_of_killed_writes_are_removed_and_nothing_else(tmp_path):
     (tmp_path / ".step_00000004.k1ll3d.tmp").mkdir()
     (tmp_path / ".metrics.jsonl.k1ll3d.tmp").write_text("partial")
-    for kept in ("step_00000003", "metrics.jsonl", ".hidden"):
+    for kept in ("step_00000003", "metrics.jsonl", ".hidden", ".notes.txt.mine.tmp"):  # the last: a user's file
         (tmp_path / kept).write_text("kept")
-    remove_temporaries(tmp_path, tmp_path / "missing")
-    assert sorted(path.name for path in tmp_path.iterdir()) == [".hidden", "metrics.jsonl", "step_00000003"]
+    remove_temporaries(tmp_path / "step_*", tmp_path / "metrics.jsonl", tmp_path / "missing" / "config.toml")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".hidden", ".notes.txt.mine.tmp", "metrics.jsonl",
+                                                                "step_00000003"]

@@ -51,7 +51,7 @@ def test_compare_dense_trains_the_counterpart_for_the_same_time_and_prints_both(
 def test_compare_dense_refuses_a_used_dense_directory_before_training(tmp_path):
     (tmp_path / "demo-dense").mkdir()
     (tmp_path / "demo-dense" / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="demo-dense"):
+    with pytest.raises(ValueError, match=r"demo-dense' is not empty \(notes\.txt\)"):
         run_demo(0.05, tmp_path / "demo", small_demo(tmp_path), compare_dense=True)
     assert not (tmp_path / "demo").exists()
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".", ".tmp"  # .NAME.RANDOM.tmp beside NAME: hidden from listings, and findable
+LISTED_ENTRIES = 5  # a refusal names this many of a directory's entries
 
 
 def fsync(path: Path) -> None:
@@ -42,12 +43,33 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def remove_temporaries(*directories: Path) -> None:
-    """Delete the temporaries that writes killed midway (SIGKILL, power cut) left in `directories`; call it only
-    where no other process may be writing (dsmoe.runs.lock), or a live write loses its temporary."""
-    for directory in directories:
-        for temporary in Path(directory).glob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"):
+def remove_temporaries(*targets: Path) -> None:
+    """Delete the temporaries that writes of `targets` killed midway (SIGKILL, power cut) left beside them; a
+    target's name may be a glob (checkpoints/step_*). Only those names: another hidden .tmp file is someone else's.
+    Call it only where no other process may be writing (dsmoe.runs.lock), or a live write loses its temporary."""
+    for target in map(Path, targets):
+        for temporary in target.parent.glob(temporary_pattern(target.name)):
             remove(temporary)
+
+
+def temporary_pattern(name: str) -> str:
+    """The glob of the temporaries written for `name` (itself a name or a glob)."""
+    return f"{TEMPORARY_PREFIX}{name}.*{TEMPORARY_SUFFIX}"
+
+
+def listed(names: list[str]) -> str:
+    """The first LISTED_ENTRIES of `names`, for a message."""
+    return ", ".join(names[:LISTED_ENTRIES]) + (" ..." if len(names) > LISTED_ENTRIES else "")
+
+
+def check_new_directory(path: str | Path) -> None:
+    """Refuse a `path` that exists and is not an empty directory, naming what it holds: nothing there is ever
+    overwritten. Callers check it before any work, atomic_directory once more before writing."""
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return
+    held = f" (it holds {listed(sorted(entry.name for entry in path.iterdir()))})" if path.is_dir() else ""
+    raise ValueError(f"output {str(path)!r} exists and is not an empty directory{held}; choose another --out")
 
 
 @contextmanager
@@ -86,10 +108,10 @@ def atomic_directory(path: str | Path, replace: bool = False) -> Iterator[Path]:
 
     Without `replace`, `path` must not exist or be an empty directory, so nothing is ever overwritten (checked
     before the block runs). With it, an existing `path` is deleted just before the rename (a checkpoint saved
-    again at the same step).
+    again at the same step): the caller has checked that everything in it is its own.
     """
     path = Path(path)
-    if not replace and path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ValueError(f"output {str(path)!r} exists and is not an empty directory; choose another --out")
+    if not replace:
+        check_new_directory(path)
     with _atomic(path, directory=True, replace=replace) as temporary:
         yield temporary

@@ -25,6 +25,7 @@ from dsmoe.runs.run_config import Override
 from dsmoe.train.calibrate import fit_steps_to_budget, seconds_per_step
 from dsmoe.train.loop import TrainResult, train
 from dsmoe.train.metrics import load_summary
+from dsmoe.train.resume import check_new_run_dir
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "tiny.toml"  # package data, so an installed wheel runs it
 # Of the demo's minutes, the share kept for what is not training: reading the data before it, the final evaluation,
@@ -60,8 +61,8 @@ def run_demo(minutes: float = 5.0, out: str | Path | None = None, overrides: Seq
                                           *overrides])
     dense = dataclasses.replace(config, model=dense_counterpart(config.model)) if compare_dense else None
     dense_out = out.with_name(out.name + "-dense")
-    if dense is not None and dense_out.exists() and any(dense_out.iterdir()):  # before any work, not after 5 minutes
-        raise FileExistsError(f"{dense_out} (the dense counterpart's run directory) is not empty")
+    for run_dir in (out, dense_out) if dense is not None else (out,):  # before any work, not after 5 minutes
+        check_new_run_dir(RunDir(run_dir))
     result = train_and_report(config, minutes, out, "the tiny DeepSeekMoE")
     if result.final_eval is None:
         return result

@@ -87,7 +87,7 @@ def test_the_trace_is_recorded_once_and_reused(analysis, tmp_path):
 
 def test_an_output_directory_with_other_files_is_refused_before_any_work(analysis, tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="is not an earlier analysis"):
+    with pytest.raises(ValueError, match=r"holds mine\.txt and is not an earlier analysis"):
         analyze_run(analysis.numbers["run"], out=tmp_path)
     assert [path.name for path in tmp_path.iterdir()] == ["mine.txt"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import dsmoe
 from dsmoe.cli.main import main
 from dsmoe.train.loop import train
 from dsmoe.runs.metrics_log import read_metrics
@@ -141,6 +142,22 @@ def test_a_mesh_that_does_not_fit_the_processes_is_refused(tmp_path, monkeypatch
         monkeypatch.setenv(name, value)
     assert main(train_args(tmp_path, tmp_path / "run", parallel__ep=4)) == 2
     assert "torchrun started 2 processes but parallel.ep=4 x parallel.dp=1 = 4" in capsys.readouterr().err
+
+
+def test_a_config_error_is_said_once_by_rank_0_without_a_traceback_of_dsmoe(tmp_path):
+    """Muon with parallel.ep=2 (the issue's command), refused by the config on both ranks before they join: rank 0
+    says it in one line, rank 1 waits for it and is stopped by torchrun. torchrun's own summary of the failure (its
+    ChildFailedError traceback, in torch's files) still follows."""
+    config = Path(__file__).parents[2] / "configs" / "tiny.toml"
+    done = torchrun_dsmoe(2, ["train", "--config", str(config), "--set", "parallel.ep=2", "--set", "train.steps=2",
+                              "--out", str(tmp_path / "run")], timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert output.count("dsmoe train: error: train.optimizer='muon' runs on one process only") == 1, output
+    assert "rank 1:" not in output
+    package = Path(dsmoe.__file__).parent
+    assert [line for line in output.splitlines() if f'File "{package}' in line] == []
+    assert not (tmp_path / "run").exists()
 
 
 HUNG_TIMEOUT_S = 10  # long enough that a rank merely slowed by a loaded machine is not taken for a hung one

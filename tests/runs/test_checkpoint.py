@@ -1,4 +1,5 @@
-"""Checkpoints round-trip exactly, keep the last N, survive a failed write, and load without unpickling code."""
+"""Checkpoints round-trip exactly, keep the last N (deleting only what dsmoe wrote), survive a failed write, and load
+without unpickling code."""
 
 import hashlib
 import json
@@ -36,6 +37,37 @@ def test_only_the_newest_keep_last_checkpoints_remain(tmp_path):
     for step in range(1, 6):
         save(tmp_path, step, model, keep_last=2)
     assert [checkpoint.path.name for checkpoint in RunDir(tmp_path).checkpoints()] == ["step_00000004", "step_00000005"]
+
+
+def test_keep_last_deletes_only_checkpoints_that_hold_nothing_but_what_dsmoe_wrote(tmp_path, capsys):
+    """A user's directory of a checkpoint's name (no manifest), a checkpoint holding a user's file, and a copy of
+    a checkpoint under another name all stay."""
+    model, run = tiny_model(), RunDir(tmp_path)
+    mine = run.checkpoint(1).path
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    annotated = save(tmp_path, 2, model, keep_last=5).path
+    (annotated / "README").write_text("the good one")
+    copy = run.checkpoints_dir / "step_00000003.bak"
+    save(tmp_path, 3, model, keep_last=5).path.rename(copy)
+    for step in range(3, 6):
+        save(tmp_path, step, model, keep_last=1)
+    assert [checkpoint.path.name for checkpoint in run.checkpoints()] == ["step_00000001", "step_00000002",
+                                                                         "step_00000005"]
+    assert (mine / "notes.txt").read_text() == "mine" and (annotated / "README").read_text() == "the good one"
+    assert copy.is_dir()
+    err = capsys.readouterr().err
+    assert f"kept {mine} beyond train.keep_last: it holds notes.txt, which dsmoe did not write" in err
+    assert f"kept {annotated} beyond train.keep_last: it holds README" in err
+
+
+def test_saving_a_step_again_refuses_a_checkpoint_holding_a_users_file(tmp_path):
+    model = tiny_model()
+    checkpoint = save(tmp_path, 1, model).path
+    (checkpoint / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"step_00000001 holds notes\.txt, which dsmoe did not write"):
+        save(tmp_path, 1, model)
+    assert (checkpoint / "notes.txt").read_text() == "mine"
 
 
 def test_the_manifest_holds_the_size_and_sha256_of_every_other_file(tmp_path):

@@ -1,4 +1,5 @@
-"""The run lock: held, it refuses a second holder naming the first; a killed holder's file does not block."""
+"""The run lock: held, it refuses a second holder naming the first; a killed holder's file does not block; a user's
+file of its name is never overwritten."""
 
 import os
 import re
@@ -68,3 +69,12 @@ def test_the_lock_file_of_a_sigkilled_holder_does_not_block_the_next_run(tmp_pat
     assert run.lock_path.is_file(), "the killed holder's lock file is gone; this test checks nothing"
     with lock_run(run):
         assert str(os.getpid()) in run.lock_path.read_text()
+
+
+def test_a_users_file_named_like_the_lock_is_refused_and_kept(tmp_path):
+    run = RunDir(tmp_path)
+    run.lock_path.write_text("my notes on this training")
+    with pytest.raises(ValueError, match="train.lock is not a dsmoe lock file, and training would overwrite it"), \
+            lock_run(run):
+        pytest.fail("the lock was taken")
+    assert run.lock_path.read_text() == "my notes on this training"

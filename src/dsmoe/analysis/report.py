@@ -12,7 +12,7 @@ from dsmoe.analysis import report_sections as sections
 from dsmoe.analysis.charts import plot_loss_curve
 from dsmoe.analysis.domain_data import routed_summary
 from dsmoe.analysis.report_html import Figure, Section, Table, write_report
-from dsmoe.atomic import atomic_directory
+from dsmoe.atomic import atomic_directory, listed
 
 REPORT = "report.html"
 NUMBERS = "numbers.json"
@@ -28,9 +28,12 @@ def check_output(out_dir: Path) -> None:
     report.html and PNG plots, is the user's and is named."""
     if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         return
-    if not out_dir.is_dir() or not (out_dir / NUMBERS).is_file():
-        raise ValueError(f"--out {str(out_dir)!r} exists and is not an earlier analysis (no {NUMBERS}); choose an "
-                         "empty or new directory")
+    if not out_dir.is_dir():
+        raise ValueError(f"--out {str(out_dir)!r} is a file; choose an empty or new directory")
+    if not (out_dir / NUMBERS).is_file():
+        held = listed(sorted(path.name for path in out_dir.iterdir()))
+        raise ValueError(f"--out {str(out_dir)!r} holds {held} and is not an earlier analysis (no {NUMBERS}); "
+                         "choose an empty or new directory")
     foreign = sorted(path.name for path in out_dir.iterdir() if not written_here(out_dir, path))
     if foreign:
         raise ValueError(f"--out {str(out_dir)!r} holds {', '.join(foreign)}, which dsmoe analyze did not write; "

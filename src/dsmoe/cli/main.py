@@ -10,8 +10,10 @@ import torch.distributed
 
 from dsmoe.cli import (analyze_cmd, config_cmd, convert_cmd, demo_cmd, eval_cmd, generate_cmd, params_cmd,
                        reproduce_cmd, train_cmd)
+from dsmoe.cli.error_line import say_error, torchrun_rank
 from dsmoe.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED
 from dsmoe.cli.parsing import Parser, parse
+from dsmoe.parallel.mesh import has_joined
 from dsmoe.train.loop import NonFiniteLossError
 from dsmoe.train.tensorboard import MissingDependencyError
 
@@ -48,22 +50,24 @@ def collective_failed(error: RuntimeError) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; every failure the user can act on ends in one line on stderr and a non-zero code."""
+    """Run one subcommand; every failure the user can act on ends in one line on stderr and a non-zero code. Under
+    torchrun that line is said once (cli.error_line): by rank 0 for what every rank meets (a failure before the
+    ranks joined, non-finite losses they agreed on), else by the rank that met it."""
     args = parse(build_parser(), sys.argv[1:] if argv is None else argv)
     prefix = f"dsmoe {args.command}"
     try:
         return COMMANDS[args.command].run(args) or 0
     except (ValueError, MissingDependencyError) as error:  # bad input or setup
-        print(f"{prefix}: error: {error}", file=sys.stderr)
+        say_error(prefix, str(error), shared=not has_joined())
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # not an error of ours: quiet, and no second one when Python flushes stdout at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except OSError as error:  # unreadable or missing files, a full disk
-        print(f"{prefix}: error: {describe(error)}", file=sys.stderr)
+        say_error(prefix, describe(error), shared=not has_joined())
         return EXIT_BAD_INPUT
     except NonFiniteLossError as error:
-        print(f"{prefix}: error: {error}", file=sys.stderr)
+        say_error(prefix, str(error))
         return EXIT_FAILED
     except RuntimeError as error:
         if not collective_failed(error):
@@ -73,5 +77,6 @@ def main(argv: list[str] | None = None) -> int:
               f"within parallel.timeout_s): {str(error).strip().splitlines()[-1]}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:  # Ctrl-C outside the training loop, which saves and stops on its own
-        print(f"{prefix}: interrupted", file=sys.stderr)
+        if torchrun_rank() in (None, "0"):
+            print(f"{prefix}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import difflib
 
+from dsmoe.cli.error_line import say_error
+
 
 class Parser(argparse.ArgumentParser):
-    """argparse without the usage block on an error: one line, `dsmoe train: error: ...` (--help shows usage)."""
+    """argparse without the usage block on an error: one line, `dsmoe train: error: ...` (--help shows usage), by
+    rank 0 alone under torchrun."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        say_error(self.prog, message)
+        self.exit(2)
 
 
 def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -4,6 +4,8 @@ An imported run holds what `dsmoe eval` and `dsmoe generate` read (written by ds
 (the model section; data and train at their defaults, data.seq_len capped at the model's max_seq_len), checkpoint 0
 with its weights, config and manifest, and the tokenizer when the checkpoint directory has one. It has no trainer
 state, so it cannot be resumed with `dsmoe train --resume`.
+
+Both directions write only a new or empty directory, checked before the model is read.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from dsmoe.atomic import check_new_directory
 from dsmoe.config.data_config import DataConfig
 from dsmoe.interop.families import export_family
 from dsmoe.interop.hf import TOKENIZER_FILE, exported_config, from_pretrained, save_pretrained
@@ -27,6 +30,7 @@ def import_run(hf_dir: str | Path, run_dir: str | Path, dtype: torch.dtype = tor
     """Write the checkpoint in `hf_dir` (see hf.from_pretrained) as a new run directory `run_dir`, its weights
     streamed into the model on `device` (a torch.device or a --device name); the files do not depend on it."""
     hf_dir = Path(hf_dir)
+    check_new_directory(run_dir)
     model = from_pretrained(hf_dir, dtype, resolve_device(device, "device"))
     data = DataConfig(seq_len=min(DataConfig.seq_len, model.config.max_seq_len))
     config_toml = RunConfig(model=model.config, data=data).to_toml()
@@ -40,6 +44,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, model_type: str | None 
     """Write the latest checkpoint of `run_dir` (and its tokenizer) as a Hugging Face checkpoint directory (see
     hf.save_pretrained), the model loaded on `device` (a torch.device or a --device name); the files do not depend
     on it. A config no family can express is refused from the run's config.toml, before any weights are read."""
+    check_new_directory(out_dir)
     run = RunDir(run_dir)
     if run.config_path.is_file():  # without it, load_checkpoint_model says this is not a run directory
         export_family(exported_config(RunConfig.load(run.config_path).model, mtp), model_type)

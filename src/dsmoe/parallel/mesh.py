@@ -13,6 +13,7 @@ from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from dsmoe.config.parallel_config import ParallelConfig
 
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+_joined = False  # set by init_parallel, read by has_joined: a fact about this process, kept for its whole life
 
 
 @dataclass
@@ -46,19 +47,32 @@ def backend_for(device_type: str) -> str:
     return "nccl" if device_type == "cuda" else "gloo"
 
 
-def init_parallel(config: ParallelConfig, device_type: str | None = None) -> ParallelMesh:
-    """Join the job torchrun started (its env:// rendezvous) and build the mesh; refuses a world size that is not
-    ep * dp, or a parallel config run without torchrun, naming both."""
+def check_launch(config: ParallelConfig) -> None:
+    """Refuse a parallel config run without torchrun, or a world size that is not ep * dp, naming both."""
     if not launched_by_torchrun():
         missing = [name for name in LAUNCH_VARIABLES if name not in os.environ]
         raise ValueError(f"parallel.ep={config.ep} x parallel.dp={config.dp} needs {config.world_size} processes "
-                           f"started by torchrun (missing {', '.join(missing)}): torchrun --nproc-per-node "
-                           f"{config.world_size} -m dsmoe train ...")
+                         f"started by torchrun (missing {', '.join(missing)}): torchrun --nproc-per-node "
+                         f"{config.world_size} -m dsmoe train ...")
     world_size = int(os.environ["WORLD_SIZE"])
     if world_size != config.world_size:
         raise ValueError(f"torchrun started {world_size} processes but parallel.ep={config.ep} x "
-                           f"parallel.dp={config.dp} = {config.world_size}: set --nproc-per-node (times --nnodes) "
-                           "to ep * dp")
+                         f"parallel.dp={config.dp} = {config.world_size}: set --nproc-per-node (times --nnodes) "
+                         "to ep * dp")
+
+
+def has_joined() -> bool:
+    """Whether this process began to join a torchrun job (init_parallel): from then on a failure may be its own,
+    not one that every rank meets alike."""
+    return _joined
+
+
+def init_parallel(config: ParallelConfig, device_type: str | None = None) -> ParallelMesh:
+    """Join the job torchrun started (its env:// rendezvous) and build the mesh (see check_launch)."""
+    global _joined
+    check_launch(config)
+    _joined = True
+    world_size = int(os.environ["WORLD_SIZE"])
     device_type = device_type or ("cuda" if torch.cuda.is_available() else "cpu")
     if device_type == "cuda":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))

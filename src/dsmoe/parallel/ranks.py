@@ -15,7 +15,7 @@ from torch import nn
 from dsmoe.config.parallel_config import ParallelConfig
 from dsmoe.parallel.expert_parallel import ExpertParallelDispatcher
 from dsmoe.parallel.grad_norm import clip_grad_norm
-from dsmoe.parallel.mesh import ParallelMesh, init_parallel
+from dsmoe.parallel.mesh import ParallelMesh, check_launch, init_parallel
 from dsmoe.parallel.parallelize import moe_layers, parallelize
 from dsmoe.parallel.state import (
     distinct_state,
@@ -170,13 +170,32 @@ def expert_parallel_dispatchers(model: nn.Module) -> list[ExpertParallelDispatch
     return [moe.dispatcher for moe in moe_layers(model) if isinstance(moe.dispatcher, ExpertParallelDispatcher)]
 
 
-def join_ranks(config: ParallelConfig, device: str = "auto") -> SingleProcess | ParallelRanks:
-    """The processes this run trains on, on the device train.device names: one, unless the layout asks for more
-    (then torchrun must have started exactly ep * dp of them) or torchrun started several; each of those takes its
+def in_parallel(config: ParallelConfig) -> bool:
+    """Whether this run trains on several processes: the layout asks for them, or torchrun started them."""
+    return config.world_size > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def rank_device(config: ParallelConfig, device: str = "auto") -> torch.device:
+    """The device this process trains on, for train.device `device`, checked before any process group is joined:
+    on one process the device it names; on each of several (torchrun must have started exactly ep * dp of them) its
     LOCAL_RANK GPU ("auto", "cuda") or the CPU ("cpu", or "auto" without CUDA)."""
-    if config.world_size == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return SingleProcess(resolve_device(device, "train.device"))
-    return ParallelRanks(config, rank_device_type(device))
+    if not in_parallel(config):
+        return resolve_device(device, "train.device")
+    check_launch(config)
+    device_type = rank_device_type(device)
+    return torch.device("cuda", int(os.environ["LOCAL_RANK"])) if device_type == "cuda" else torch.device("cpu")
+
+
+def is_writer_rank(config: ParallelConfig) -> bool:
+    """Whether this process writes the run: the only one, or rank 0 of a torchrun job (known before it joins)."""
+    return not in_parallel(config) or os.environ.get("RANK") == "0"
+
+
+def join_ranks(config: ParallelConfig, device: torch.device) -> SingleProcess | ParallelRanks:
+    """The processes this run trains on, `device` (rank_device) being this one's."""
+    if not in_parallel(config):
+        return SingleProcess(device)
+    return ParallelRanks(config, device.type)
 
 
 def rank_device_type(device: str) -> str:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from dsmoe.data.identity import absolute_path
+from dsmoe.reproduce.suite_dir import INCOMPLETE
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs import checkpoint as ckpt
 from dsmoe.runs.metrics_log import read_metrics
@@ -22,7 +23,7 @@ def run_state(run_dir: Path, expected: RunConfig) -> str:
     run = RunDir(run_dir)
     if run.latest_checkpoint() is None:
         if run.path.exists() and any(run.path.iterdir()):
-            aside = run.path.with_name(f"{run.path.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = run.path.with_name(f"{run.path.name}{INCOMPLETE}{time.strftime('%Y%m%d-%H%M%S')}")
             os.replace(run.path, aside)
             print(f"{run.path} has no checkpoint (killed before its first): moved aside to {aside}")
         return "new"

@@ -9,6 +9,7 @@ import torch
 
 from dsmoe.data.text_files import corpus_files
 from dsmoe.reproduce.scales import Scale, scale_named
+from dsmoe.reproduce.suite_dir import SEED_PREFIX
 from dsmoe.reproduce.suites import Suite, suite_named
 from dsmoe.reproduce.variants import Variant
 from dsmoe.runs import RunConfig
@@ -65,7 +66,7 @@ class Plan:
         return self.suite.variants(self.scale)
 
     def run_dir(self, variant: Variant, seed: int) -> Path:
-        return self.out / variant.name / f"seed{seed}"
+        return self.out / variant.name / f"{SEED_PREFIX}{seed}"
 
     def run_config(self, variant: Variant, seed: int) -> RunConfig:
         """The variant's run: the scale's base and recipe, the variant's changes, this seed (weights and data

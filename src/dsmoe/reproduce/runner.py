@@ -13,6 +13,7 @@ from dsmoe.atomic import atomic_file
 from dsmoe.reproduce.collect import run_results, run_state
 from dsmoe.reproduce.plan import Plan
 from dsmoe.reproduce.specialisation_probe import disabling_probe
+from dsmoe.reproduce.suite_dir import RESULTS, check_suite_dir
 from dsmoe.reproduce.variants import check_matched, matched_params_table, variant_params
 from dsmoe.runs import RunDir
 from dsmoe.train.calibrate import fit_steps_to_budget
@@ -49,6 +50,7 @@ def train_variant(plan: Plan, variant, seed: int) -> str:
 def run_suite(plan: Plan, probe_tokens: int = 60_000) -> dict:
     """Every run of the plan (see train_variant), then results.json, report.md and the plots in plan.out."""
     variants = plan.variants
+    check_suite_dir(plan.out, [variant.name for variant in variants])
     print(f"{plan.suite.title}: {len(variants)} variants x {plan.seeds} seeds at scale {plan.scale.name}, "
           f"{plan.budget_value:g} {plan.budget} each -> {plan.out}")
     print(matched_params_table(variants, plan.scale))
@@ -82,7 +84,7 @@ def collect_results(plan: Plan) -> dict:
 def write_results(plan: Plan, results: dict) -> None:
     from dsmoe.reproduce.suite_report import write_report
 
-    with atomic_file(plan.out / "results.json") as temporary:
+    with atomic_file(plan.out / RESULTS) as temporary:
         temporary.write_text(json.dumps(results, indent=1) + "\n")
     report = write_report(results, plan.out)
     print(f"report: {report}")

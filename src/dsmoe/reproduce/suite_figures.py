@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from dsmoe.reproduce.suite_dir import CURVES, LOSS_BARS, MAX_VIO, PROBE  # noqa: E402
+
 DPI = 150
 LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "fontsize": 9}
 REFERENCE_NOTE = "larger reference (activated params not matched)"
@@ -225,14 +227,13 @@ def probe_curves(results: dict, path: Path) -> Path:
 
 def draw_figures(results: dict, rows: list[dict], out_dir: Path) -> dict[str, str]:
     """Every figure the results call for, written into `out_dir`; returns {file name: caption} in report order."""
-    figures = {"loss_bars.png": "Validation loss per variant, ours beside the paper's",
-               "curves.png": "Training curves"}
-    loss_bars(results, rows, out_dir / "loss_bars.png")
-    training_curves(results, out_dir / "curves.png")
+    figures = {LOSS_BARS: "Validation loss per variant, ours beside the paper's", CURVES: "Training curves"}
+    loss_bars(results, rows, out_dir / LOSS_BARS)
+    training_curves(results, out_dir / CURVES)
     if has_max_vio(results):
-        max_vio_curves(results, out_dir / "max_vio.png")
-        figures["max_vio.png"] = "Expert load imbalance (MaxVio) over training"
+        max_vio_curves(results, out_dir / MAX_VIO)
+        figures[MAX_VIO] = "Expert load imbalance (MaxVio) over training"
     if results.get("probe"):
-        probe_curves(results, out_dir / "probe.png")
-        figures["probe.png"] = results["probe"]["title"]
+        probe_curves(results, out_dir / PROBE)
+        figures[PROBE] = results["probe"]["title"]
     return figures

@@ -3,7 +3,8 @@ and seed spread, whether our ordering of the variants agrees with the paper's, a
 
 The figures go into out_dir/report_figures/, renamed into place as one directory, and report.md is written
 atomically after them; a failure while drawing or writing leaves the previous report as it was, and nothing else
-in out_dir (results.json, the runs) is touched."""
+in out_dir (results.json, the runs) is touched. A report_figures/ holding anything but the figures is refused, naming
+it, as replacing it would delete it."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import itertools
 import statistics
 from pathlib import Path
 
-from dsmoe.atomic import atomic_directory, atomic_file
+from dsmoe.atomic import atomic_directory, atomic_file, listed
+from dsmoe.reproduce.suite_dir import FIGURES, REPORT, foreign_figures
 from dsmoe.reproduce.suite_figures import draw_figures
 
-REPORT = "report.md"
-FIGURES = "report_figures"
 HOW_TO_READ = (
     "The paper trained its models at about 2B parameters on the Pile; these runs are a small scale on a small "
     "data set, so the absolute losses are not comparable with the paper's and are not meant to be. What can agree "
@@ -161,6 +161,10 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
     """report.md and its figures (report_figures/*.png) in `out_dir`, replacing an earlier report atomically (see
     the module docstring); returns the path of report.md."""
     out_dir = Path(out_dir)
+    foreign = foreign_figures(out_dir)
+    if foreign:
+        raise ValueError(f"{out_dir} holds {listed(foreign)}, which no report wrote; the next report replaces "
+                         f"{FIGURES}/ whole: move it")
     rows = summary_rows(results)
     with atomic_directory(out_dir / FIGURES, replace=True) as figures_dir:
         text = markdown(results, rows, draw_figures(results, rows, figures_dir))

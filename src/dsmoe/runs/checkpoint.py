@@ -7,7 +7,8 @@ checkpoints untouched. Its manifest.json, written last inside it, holds each oth
     {"format": 1, "files": {"config.toml": {"size": 412, "sha256": "9f2c..."}, "model.safetensors": {...}, ...}}
 
 so that a file damaged later (a flipped bit, a truncated copy) is caught on load, naming it, and readers fall back
-to the newest intact checkpoint. A checkpoint from before manifests is checked by safetensors' own parsing of its
+to the newest intact checkpoint. The manifest is also the record of what dsmoe wrote: an old checkpoint is deleted
+(train.keep_last) or replaced (saved again at its step) only if it holds nothing else. A checkpoint from before manifests is checked by safetensors' own parsing of its
 weights' header. Loading never unpickles arbitrary objects: weights come from safetensors, the trainer state through
 torch.load(weights_only=True). Where the files go is runs.layout's business.
 """
@@ -25,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from dsmoe.atomic import atomic_directory
+from dsmoe.atomic import atomic_directory, listed
 from dsmoe.hashing import file_sha256
 from dsmoe.runs.layout import CheckpointDir, RunDir
 
@@ -41,11 +42,40 @@ def save_checkpoint(run: RunDir, step: int, weights: nn.Module | dict[str, torch
     """Write checkpoint `step` atomically (replacing one of the same step), then delete all but the newest
     `keep_last`. `weights`: a model, or its state dict with each tied tensor once (dsmoe.parallel.ranks)."""
     checkpoint = run.checkpoint(step)
+    foreign = foreign_files(checkpoint) if checkpoint.path.is_dir() else []
+    if foreign:
+        raise ValueError(f"{checkpoint.path} holds {listed(foreign)}, which dsmoe did not write; saving step {step} "
+                         "again would delete it: move it out")
     with atomic_directory(checkpoint.path, replace=True) as temporary:
         write_checkpoint_files(CheckpointDir(temporary), weights, trainer_state, config_toml)
     for old in run.checkpoints()[:-keep_last]:
-        shutil.rmtree(old.path)
+        remove_checkpoint(old)
     return checkpoint
+
+
+def foreign_files(checkpoint: CheckpointDir) -> list[str]:
+    """The entries of `checkpoint` dsmoe did not write: all but the manifest and the files it lists (a checkpoint
+    from before manifests: all but its weights, trainer state and config)."""
+    if checkpoint.manifest_path.is_file():
+        try:
+            written = {checkpoint.manifest_path.name, *read_manifest(checkpoint)}
+        except CorruptCheckpointError:
+            written = set()
+    else:
+        written = {path.name for path in (checkpoint.weights_path, checkpoint.trainer_state_path,
+                                          checkpoint.config_path)}
+    return sorted(path.name for path in checkpoint.path.iterdir() if path.name not in written)
+
+
+def remove_checkpoint(checkpoint: CheckpointDir) -> None:
+    """Delete an old checkpoint, unless it holds something dsmoe did not write (a file of the user's, or a directory
+    of a checkpoint's name that is not one): that one is kept whole, saying so on stderr."""
+    foreign = foreign_files(checkpoint)
+    if foreign:
+        print(f"kept {checkpoint.path} beyond train.keep_last: it holds {listed(foreign)}, which dsmoe did not write",
+              file=sys.stderr)
+        return
+    shutil.rmtree(checkpoint.path)
 
 
 def save_weights_only_run(run_dir: str | Path, step: int, model: nn.Module, config_toml: str,

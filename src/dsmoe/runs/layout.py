@@ -16,6 +16,7 @@ Both classes only name paths: they read nothing but directory listings and write
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +76,19 @@ class RunDir:
         return CheckpointDir(self.checkpoints_dir / f"{CHECKPOINT_PREFIX}{step:08d}")
 
     def checkpoints(self) -> list[CheckpointDir]:
-        """The complete checkpoints, oldest first (a temporary one being written starts with "." and is skipped)."""
+        """The complete checkpoints, oldest first: the directories named step_ and digits only (a temporary one
+        being written starts with "." and is skipped, and so is a copy such as step_00000100.bak)."""
         if not self.checkpoints_dir.is_dir():
             return []
         return [CheckpointDir(path) for path in sorted(self.checkpoints_dir.iterdir())
-                if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX)]
+                if path.is_dir() and re.fullmatch(f"{CHECKPOINT_PREFIX}[0-9]+", path.name)]
+
+    @property
+    def written_atomically(self) -> tuple[Path, ...]:
+        """What training writes through dsmoe.atomic (the checkpoints as a glob): where a write killed midway may
+        have left its temporary."""
+        return (self.config_path, self.tokenizer_path, self.metrics_path,
+                self.checkpoints_dir / f"{CHECKPOINT_PREFIX}*")
 
     def set_aside_path(self, checkpoint: CheckpointDir) -> Path:
         """Where a corrupt `checkpoint` is moved so that it is no longer listed (a name not taken yet)."""

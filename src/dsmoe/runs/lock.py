@@ -42,6 +42,17 @@ def in_use_message(run: RunDir, written: bytes) -> str:
     return f"run directory {str(run.path)!r} is in use by {by}; wait for it or choose another --out"
 
 
+def is_lock_record(written: bytes) -> bool:
+    """Whether `written` is what a lock file holds: nothing yet, or its holder (here, a killed run's)."""
+    if not written:
+        return True
+    try:
+        held = json.loads(written)
+    except ValueError:
+        return False
+    return isinstance(held, dict) and {"pid", "host"} <= held.keys()
+
+
 def is_the_file_at(descriptor: int, path: Path) -> bool:
     """Whether `descriptor` is still the file at `path` (a holder removes its file as it lets go)."""
     try:
@@ -65,6 +76,10 @@ def acquire(run: RunDir) -> int:
         if is_the_file_at(descriptor, run.lock_path):
             break
         os.close(descriptor)  # locked a file its holder removed as it let go: open the one now at the path
+    if not is_lock_record(os.pread(descriptor, 4096, 0)):
+        os.close(descriptor)
+        raise ValueError(f"{run.lock_path} is not a dsmoe lock file, and training would overwrite it: move it, or "
+                         "choose another --out")
     os.ftruncate(descriptor, 0)
     os.write(descriptor, json.dumps(holder()).encode())
     return descriptor

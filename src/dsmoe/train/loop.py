@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from dsmoe.atomic import atomic_file, remove_temporaries
-from dsmoe.data import TrainBatches, prepare_data, token_byte_lengths
+from dsmoe.data import PreparedData, TrainBatches, prepare_data, token_byte_lengths
 from dsmoe.eval import EvalResult, evaluate_domains
 from dsmoe.model import DeepSeekMoEForCausalLM, apply_activation_checkpointing
 from dsmoe.model.moe import expert_kernel_summary
 from dsmoe.config import ParallelConfig, TrainConfig
-from dsmoe.parallel.ranks import ParallelRanks, SingleProcess, join_ranks
+from dsmoe.parallel.ranks import ParallelRanks, SingleProcess, is_writer_rank, join_ranks, rank_device
 from dsmoe.routers import discard_router_updates, install_router_updates
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs import checkpoint as ckpt
@@ -73,16 +73,24 @@ class StopRequest:
 
 def train(config: RunConfig | None, run_dir: str | Path, resume: bool = False) -> TrainResult:
     """Train (or resume) a run in `run_dir`; returns where it stopped and the final evaluation. Under torchrun every
-    rank calls it (with the same arguments); rank 0 alone writes the run directory."""
+    rank calls it (with the same arguments); rank 0 alone writes the run directory. What can refuse the run is
+    checked before the ranks join: the layout, the device and the config on every rank, the run directory, the
+    checkpoint to resume and the data on rank 0; so a refusal ends each rank before any collective."""
     run_dir = RunDir(run_dir)
-    layout, device = layout_of(config, run_dir, resume)
-    ranks = join_ranks(layout, device)
-    try:
-        # before anything in the run directory is written, until the last write
-        with lock_run(run_dir) if ranks.is_writer else contextlib.nullcontext():
-            return train_on_ranks(ranks, config, run_dir, resume)
-    finally:
-        ranks.close()
+    layout, device_name = layout_of(config, run_dir, resume)
+    device = rank_device(layout, device_name)
+    if config is not None:  # "auto" made concrete for this device before a resume compares it with the run's
+        config = with_resolved_dtype(config, device)
+        expert_kernel_line(config, device)  # an expert kernel this device lacks is refused before any work
+    writer = is_writer_rank(layout)
+    # before anything in the run directory is written, until the last write
+    with lock_run(run_dir) if writer else contextlib.nullcontext():
+        prepared = prepare_run(config, run_dir, resume) if writer else None
+        ranks = join_ranks(layout, device)
+        try:
+            return train_on_ranks(ranks, prepared, run_dir, resume)
+        finally:
+            ranks.close()
 
 
 def layout_of(config: RunConfig | None, run_dir: RunDir, resume: bool) -> tuple[ParallelConfig, str]:
@@ -95,13 +103,11 @@ def layout_of(config: RunConfig | None, run_dir: RunDir, resume: bool) -> tuple[
     return config.parallel, config.train.device
 
 
-def train_on_ranks(ranks: SingleProcess | ParallelRanks, config: RunConfig | None, run_dir: RunDir,
+def train_on_ranks(ranks: SingleProcess | ParallelRanks, prepared: PreparedRun | None, run_dir: RunDir,
                    resume: bool) -> TrainResult:
-    if config is not None:  # "auto" made concrete for this device before a resume compares it with the run's
-        config = with_resolved_dtype(config, ranks.device)
-        expert_kernel_line(config, ranks.device)  # an expert kernel this device lacks is refused before any work
+    """Train on the joined ranks what rank 0 prepared (the others get None and rank 0's config)."""
     if ranks.is_writer:
-        config, data = prepare_run(config, run_dir, resume)
+        config, data = prepared.config, prepared.data
     config = ranks.broadcast(config if ranks.is_writer else None)  # with the corpus's identity fixed by rank 0
     config = with_resolved_dtype(config, ranks.device)  # a resumed run's own dtype, checked against this device
     if not ranks.is_writer:  # the tokenizer and token caches rank 0 wrote, read only
@@ -116,7 +122,7 @@ def train_on_ranks(ranks: SingleProcess | ParallelRanks, config: RunConfig | Non
     progress = TrainingProgress(config.train)
     scheduler = build_scheduler(optimizer, config.train, progress.position)
     install_router_updates(optimizer, model, ranks.reduce_sum)
-    start_step = restore(ranks, run_dir, model, optimizer, scheduler, progress) if resume else 0
+    start_step = restore(ranks, prepared, model, optimizer, scheduler, progress) if resume else 0
     if ranks.is_writer:  # (the kernel said once the run has started: a refusal before it stays one line)
         with atomic_file(run_dir.config_path) as temporary:
             temporary.write_text(config.to_toml())
@@ -135,28 +141,37 @@ def with_resolved_dtype(config: RunConfig, device: torch.device) -> RunConfig:
     return replace(config, train=replace(config.train, dtype=resolve_dtype(config.train.dtype, device)))
 
 
-def prepare_run(config: RunConfig | None, run_dir: RunDir, resume: bool):
-    """The config to train with (checked against the run directory) and its prepared data."""
+@dataclass
+class PreparedRun:
+    """What rank 0 readies before the ranks join: the config, its data and, on resume, the checkpoint."""
+
+    config: RunConfig
+    data: PreparedData
+    checkpoint: CheckpointDir | None
+
+
+def prepare_run(config: RunConfig | None, run_dir: RunDir, resume: bool) -> PreparedRun:
+    """The config to train with (checked against the run directory), its prepared data and, on resume, the newest
+    intact checkpoint (corrupt newer ones, named on stderr, are moved aside: training from it writes them again)."""
     config, changes = resolve_run_config(config, run_dir, resume)
-    remove_temporaries(run_dir.path, run_dir.checkpoints_dir)  # of writes killed midway: none is live here
+    remove_temporaries(*run_dir.written_atomically)  # of writes killed midway: none is live here
     if config.train.tensorboard:
         summary_writer_class()  # a missing tensorboard package fails here, before any data is prepared
     data = prepare_data(config.data, run_dir.tokenizer_path, config.model.vocab_size, reuse_tokenizer=resume)
     config = replace(config, data=data.config)  # the corpus's identity (absolute path, sha256), fixed at start
+    checkpoint = ckpt.newest_intact_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        ckpt.set_aside_checkpoints_after(run_dir, checkpoint)
     if changes:  # only now: the corpus could still have refused the resume
         print("--resume: applying " + "; ".join(changes))
-    return config, data
+    return PreparedRun(config, data, checkpoint)
 
 
-def restore(ranks: SingleProcess | ParallelRanks, run_dir: RunDir, model, optimizer, scheduler,
+def restore(ranks: SingleProcess | ParallelRanks, prepared: PreparedRun | None, model, optimizer, scheduler,
             progress: TrainingProgress) -> int:
-    """Load the newest intact checkpoint's weights, optimizer, schedule, training time and RNG; return its step.
-    Corrupt newer checkpoints (named on stderr) are moved aside: training from here writes them again. Rank 0
-    chooses the checkpoint; every rank loads its own pieces of it."""
-    if ranks.is_writer:
-        checkpoint = ckpt.newest_intact_checkpoint(run_dir)
-        ckpt.set_aside_checkpoints_after(run_dir, checkpoint)
-    checkpoint = CheckpointDir(ranks.broadcast(checkpoint.path if ranks.is_writer else None))
+    """Load the checkpoint rank 0 chose (prepare_run): its weights, optimizer, schedule, training time and RNG;
+    return its step. Every rank loads its own pieces of it."""
+    checkpoint = CheckpointDir(ranks.broadcast(prepared.checkpoint.path if ranks.is_writer else None))
     ranks.load_weights(checkpoint, model)
     state = ckpt.load_trainer_state(checkpoint)
     if ranks.is_writer:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from dsmoe.atomic import listed
 from dsmoe.data.identity import absolute_path
 from dsmoe.runs import RunConfig, RunDir
 from dsmoe.runs.checkpoint import has_trainer_state
@@ -41,7 +42,6 @@ from dsmoe.structured_files import read_table
 
 # Train fields that change the trajectory in ways a checkpoint cannot follow; the others are applied on resume.
 TRAJECTORY_FIELDS = ("batch_size", "grad_accum", "seed", "dtype", "optimizer", "muon_experts")
-LISTED_ENTRIES = 5  # a refusal names this many of a directory's entries
 # Train fields added after runs were saved without them, and the value those runs trained with.
 TRAINED_BEFORE_THE_FIELD = {"muon_experts": False}  # Muon left the routed experts on AdamW
 
@@ -111,14 +111,15 @@ def check_resumable_run(run: RunDir) -> None:
 
 def check_new_run_dir(run: RunDir) -> None:
     """Refuse to start a run in a directory with checkpoints (that needs --resume) or any other entries."""
+    if run.path.exists() and not run.path.is_dir():
+        raise ValueError(f"--out {str(run.path)!r} is a file, not a directory")
     if run.latest_checkpoint() is not None:
         raise ValueError(f"run directory {str(run.path)!r} already has checkpoints; pass --resume to continue it "
                          "or choose another --out")
     entries = sorted(path.name for path in run.path.iterdir() if path != run.lock_path) if run.path.exists() else []
     if entries:
-        listed = ", ".join(entries[:LISTED_ENTRIES]) + (" ..." if len(entries) > LISTED_ENTRIES else "")
-        raise ValueError(f"--out {str(run.path)!r} is not empty ({listed}) and is not a run to resume; a new run "
-                         "starts only in a new or empty directory, so nothing there is overwritten: choose "
+        raise ValueError(f"--out {str(run.path)!r} is not empty ({listed(entries)}) and is not a run to resume; a "
+                         "new run starts only in a new or empty directory, so nothing there is overwritten: choose "
                          "another --out")
 
 
