@@ -36,8 +36,8 @@ def test_forward_flops_equal_the_hand_formula():
 def test_training_flops_are_three_times_forward_and_the_causal_count_adds_the_gates():
     costs = estimate_costs(small(), batch_size=2, seq_len=16)
     assert costs.flops_per_token_training == 3 * costs.flops_per_token_forward
-    causal_forward = costs.flops_per_token_matmul + costs.flops_per_token_router + costs.flops_per_token_attention_causal
-    assert costs.flops_per_token_training_causal == 3 * causal_forward
+    forward = costs.flops_per_token_matmul + costs.flops_per_token_router + costs.flops_per_token_attention_causal
+    assert costs.flops_per_token_training_causal == 3 * forward
 
 
 @pytest.mark.parametrize("dtype, element_bytes", [("float32", 4), ("bfloat16", 2)])
@@ -139,9 +139,9 @@ def test_attention_flops_are_the_counted_full_square_and_causally_l_plus_1_over_
     input_ids = torch.randint(0, cfg.vocab_size, (2, seq_len), generator=torch.Generator().manual_seed(0))
     with sdpa_kernel(SDPBackend.MATH):
         counted = count_forward_flops(model, input_ids)
-    costs = estimate_costs(cfg, 2, seq_len)
-    assert costs.flops_per_token_attention * input_ids.numel() == counted["aten.bmm"]
-    assert costs.flops_per_token_attention_causal * input_ids.numel() == counted["aten.bmm"] * (seq_len + 1) / (2 * seq_len)
+    costs, tokens = estimate_costs(cfg, 2, seq_len), input_ids.numel()
+    assert costs.flops_per_token_attention * tokens == counted["aten.bmm"]
+    assert costs.flops_per_token_attention_causal * tokens == counted["aten.bmm"] * (seq_len + 1) / (2 * seq_len)
 
 
 def test_unknown_dtype_is_rejected_by_name():

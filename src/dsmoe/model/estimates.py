@@ -137,7 +137,8 @@ def matmul_weights_per_token(model: nn.Module, config: ModelConfig) -> int:
         if isinstance(module, nn.Linear):
             weights += module.weight.numel()
         elif isinstance(module, RoutedExperts):  # only K' of the N' stacked experts see a token
-            weights += sum(p.numel() for p in module.parameters()) * config.n_activated_experts // config.n_routed_experts
+            stacked = sum(p.numel() for p in module.parameters())
+            weights += stacked * config.n_activated_experts // config.n_routed_experts
     return weights + config.n_mtp_modules * model.lm_head.weight.numel()
 
 
