@@ -1,8 +1,9 @@
 """Training throughput and model FLOPs utilisation (MFU) of a preset: forward, backward and AdamW steps under
 bf16 autocast (fp32 master weights, as `dsmoe train` runs), against the same device's measured dense matmul rate.
 
-MFU = (model FLOPs per step / step time) / peak, with model FLOPs from dsmoe.model.estimates (2 per multiply-add
-of the activated weights plus causal attention, training = 3 x forward) and the peak measured in the same run as
+MFU = (model FLOPs per step / step time) / peak, with model FLOPs from dsmoe.model.estimates' causal count (2 per
+multiply-add of the activated weights, router gates included, plus attention over the causal context, training =
+3 x forward: flops_per_token_training_causal, not the papers' count) and the peak measured in the same run as
 the rate of an 8192^3 matmul in the same dtype (--peak-tflops gives a datasheet figure instead).
 
     python benchmarks/train_mfu.py --preset paper-2b --device cuda --batch 8 --seq-len 2048   # a GPU
@@ -93,13 +94,14 @@ def main() -> None:
     batch, times = fitting_step_times(args, device, dtype)
     costs = estimate_costs(presets.get(args.preset, max_seq_len=args.seq_len), batch, args.seq_len, args.dtype)
     tokens = batch * args.seq_len
-    achieved = costs.flops_per_token_training * tokens / median(times) / 1e12
+    step_flops = costs.flops_per_token_training_causal * tokens
+    achieved = step_flops / median(times) / 1e12
     peak = args.peak_tflops or measured_matmul_tflops(device, dtype, PEAK_MATMUL_SIZE if device.type == "cuda" else 1024)
     print(f"torch {torch.__version__}, {device_name(device)}, autocast {args.dtype}{', compiled' if args.compile else ''}")
     print(f"preset {args.preset}: {costs.params.total / 1e9:.2f} B parameters, {costs.params.activated / 1e9:.2f} B "
           f"activated; batch {batch} x {args.seq_len}; {args.warmup} warm-up + {args.repeats} timed steps")
     print(f"  step median {median(times) * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms; {tokens / median(times):,.0f} tokens/s")
-    print(f"  model FLOPs {costs.flops_per_token_training * tokens / 1e12:.2f} TFLOP/step -> {achieved:.1f} TFLOP/s; "
+    print(f"  model FLOPs {step_flops / 1e12:.2f} TFLOP/step -> {achieved:.1f} TFLOP/s; "
           f"peak {peak:.1f} TFLOP/s ({'given' if args.peak_tflops else 'measured matmul'}); MFU {achieved / peak:.1%}")
     peak_memory_gib = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     if device.type == "cuda":

@@ -25,15 +25,19 @@ def test_forward_flops_equal_the_hand_formula():
     d, vocab, width, expert_width, seq_len = 32, 96, 48, 16, 16
     attention_proj = 4 * d * d  # q, k, v, o with n_heads * head_dim = d
     dense_ffn = 3 * d * width
-    moe = 3 * d * expert_width + 2 * 3 * d * expert_width + 8 * d  # shared + top-2 routed + router gate
+    moe = 3 * d * expert_width + 2 * 3 * d * expert_width  # shared + top-2 routed; the router gate apart
     matmul = 2 * (3 * attention_proj + dense_ffn + 2 * moe + vocab * d)  # lm_head; the embedding lookup is free
-    scores = 3 * 2 * 2 * d * (seq_len + 1) / 2  # per layer 2 * 2 * n_heads * head_dim * mean causal context
-    assert estimate_costs(small(), batch_size=2, seq_len=seq_len).flops_per_token_forward == matmul + scores
+    scores = 3 * 2 * 2 * d * seq_len  # per layer 2 * 2 * n_heads * head_dim * all seq_len keys
+    costs = estimate_costs(small(), batch_size=2, seq_len=seq_len)
+    assert (costs.flops_per_token_forward, costs.flops_per_token_router) == (matmul + scores, 2 * 2 * 8 * d)
+    assert costs.flops_per_token_attention_causal == scores * (seq_len + 1) // (2 * seq_len)
 
 
-def test_training_flops_are_three_times_forward():
+def test_training_flops_are_three_times_forward_and_the_causal_count_adds_the_gates():
     costs = estimate_costs(small(), batch_size=2, seq_len=16)
     assert costs.flops_per_token_training == 3 * costs.flops_per_token_forward
+    forward = costs.flops_per_token_matmul + costs.flops_per_token_router + costs.flops_per_token_attention_causal
+    assert costs.flops_per_token_training_causal == 3 * forward
 
 
 @pytest.mark.parametrize("dtype, element_bytes", [("float32", 4), ("bfloat16", 2)])
@@ -79,10 +83,30 @@ def test_paper_16b_matmul_flops_are_twice_its_activated_non_embedding_params():
     assert costs.flops_per_token_matmul == pytest.approx(2 * (2.8e9 - cfg.vocab_size * cfg.hidden_size), rel=0.02)
 
 
-def test_paper_16b_training_flops_are_near_the_papers_74_4t_per_4k_tokens():
-    # DeepSeekMoE Sec. 5.2 reports 74.4T FLOPs per 4K tokens for DeepSeekMoE 16B (training, 3 x forward)
-    costs = estimate_costs(presets.get("paper-16b"), batch_size=1, seq_len=4096)
-    assert costs.flops_per_token_training * 4096 == pytest.approx(74.4e12, rel=0.1)
+def papers_training_flops(config: ModelConfig, seq_len: int) -> float:
+    """Training FLOPs per seq_len tokens, the papers' "FLOPs per 2K/4K tokens"."""
+    return estimate_costs(config, batch_size=1, seq_len=seq_len).flops_per_token_training * seq_len
+
+
+# The papers count a standard FFN as 8d^2 parameters (width 8d/3: DeepSeek LLM Eq. 2's 72 n_layer d^2 is 6 x (4d^2 of
+# attention + 8d^2 of FFN)) in DeepSeekMoE's 2B and 16B tables, where the released 16B's experts are 2.75d/4 wide;
+# its 145B count uses the real 2.75d/8-wide experts and a first dense layer of 2 x 2.75d (22,528).
+@pytest.mark.parametrize("preset, changes, seq_len, paper_flops", [
+    ("paper-2b", dict(intermediate_size=3412, moe_intermediate_size=853), 2048, 4.3e12),  # Table 1; 3412 = 8d/3
+    ("paper-16b", dict(intermediate_size=10923, moe_intermediate_size=1365), 4096, 74.4e12),  # Sec. 5.1.2; 16d/3, 2d/3
+    ("paper-145b", dict(intermediate_size=22528), 4096, 585.6e12),  # Table 6; the first layer pinned at 22,528
+])
+def test_training_flops_reproduce_the_papers_at_the_widths_they_count(preset, changes, seq_len, paper_flops):
+    assert papers_training_flops(presets.get(preset, **changes), seq_len) == pytest.approx(paper_flops, rel=0.01)
+
+
+@pytest.mark.parametrize("preset, seq_len, paper_flops", [
+    ("paper-2b", 2048, 4.3e12),  # 4.42T: the preset's experts are 2.75d/4 wide, the paper counts 8d/12
+    ("paper-16b", 4096, 74.4e12),  # 75.8T: the released 16B's experts are 2.75d/4 wide, the paper counts 8d/12
+    ("paper-145b", 4096, 585.6e12),  # 585.5T with the first dense layer at 22,528; 582.1T at 11,264
+])
+def test_the_presets_training_flops_are_near_the_papers(preset, seq_len, paper_flops):
+    assert papers_training_flops(presets.get(preset), seq_len) == pytest.approx(paper_flops, rel=0.03)
 
 
 def test_paper_145b_estimates_without_allocating_weights():
@@ -104,18 +128,20 @@ def test_matmul_flops_match_torchs_flop_counter_on_a_real_forward():
     model = DeepSeekMoEForCausalLM(cfg).eval()
     input_ids = torch.randint(0, cfg.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
     counted = count_forward_flops(model, input_ids)
-    assert counted["aten.mm"] / input_ids.numel() == estimate_costs(cfg, 2, 16).flops_per_token_matmul
+    costs = estimate_costs(cfg, 2, 16)
+    assert counted["aten.mm"] / input_ids.numel() == costs.flops_per_token_matmul + costs.flops_per_token_router
 
 
-def test_causal_attention_flops_are_the_counted_full_square_times_l_plus_1_over_2l():
-    # the math SDPA backend computes all L x L scores (as bmm) and masks half; we count the causal mean context
+def test_attention_flops_are_the_counted_full_square_and_causally_l_plus_1_over_2l_of_it():
+    # the math SDPA backend computes all L x L scores and values (as bmm) and masks half
     cfg, seq_len = small(), 16
     model = DeepSeekMoEForCausalLM(cfg).eval()
     input_ids = torch.randint(0, cfg.vocab_size, (2, seq_len), generator=torch.Generator().manual_seed(0))
     with sdpa_kernel(SDPBackend.MATH):
         counted = count_forward_flops(model, input_ids)
-    estimated = estimate_costs(cfg, 2, seq_len).flops_per_token_attention * input_ids.numel()
-    assert estimated == counted["aten.bmm"] * (seq_len + 1) / (2 * seq_len)
+    costs, tokens = estimate_costs(cfg, 2, seq_len), input_ids.numel()
+    assert costs.flops_per_token_attention * tokens == counted["aten.bmm"]
+    assert costs.flops_per_token_attention_causal * tokens == counted["aten.bmm"] * (seq_len + 1) / (2 * seq_len)
 
 
 def test_unknown_dtype_is_rejected_by_name():

@@ -148,7 +148,8 @@ def test_estimated_mtp_matmul_flops_match_torchs_flop_counter_per_depth_token():
     counted_extra = count_matmul_flops(model, ids, mtp=True) - count_matmul_flops(model, ids, mtp=False)
     depth_tokens = sum(ids.shape[0] * (12 - k) for k in (1, 2))
     with_mtp, without = (estimate_costs(make_model(n_mtp_modules=n).config, 2, 12) for n in (2, 0))
-    estimated_extra = with_mtp.flops_per_token_matmul - without.flops_per_token_matmul
+    estimated_extra = (with_mtp.flops_per_token_matmul + with_mtp.flops_per_token_router
+                       - without.flops_per_token_matmul - without.flops_per_token_router)
     assert counted_extra * 2 == estimated_extra * depth_tokens and estimated_extra > 0
 
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from dsmoe.reproduce.suite_report import FIGURES, REPORT, ordering_verdict, summary_rows, write_report
+from dsmoe.reproduce.suite_report import (FIGURES, REPORT, ordering_verdict, params_section, summary_rows,
+                                          write_report)
 
 
 def run(seed: int, val_loss: float, max_vio: bool) -> dict:
@@ -47,6 +48,17 @@ def test_summary_rows_give_the_mean_and_sample_std_over_seeds(results):
     assert dense["val_loss_mean"] == pytest.approx(2.1)
     assert dense["val_loss_std"] == pytest.approx(math.sqrt(0.02))  # ((0.1)^2 + (0.1)^2) / (2 - 1)
     assert dense["val_bpb_mean"] == pytest.approx(2.1 / math.log(2))
+
+
+def test_the_parameters_verdict_holds_each_stated_activated_ffn_apart(results):
+    dense, moe, _ = results["variants"]
+    dense["activated_f"], moe["activated_f"], moe["params"] = 1, 2, {**moe["params"], "ffn_activated": 400}
+    lines = params_section(summary_rows(results))
+    assert "The matched variants at 1F (Dense) activate the same FFN parameters per token (200)." in lines
+    assert "The matched variants at 2F (Moe) activate the same FFN parameters per token (400)." in lines
+    moe["activated_f"] = 1
+    unequal = "The matched variants at 1F (Dense, Moe) do NOT activate equal FFN parameters: [200, 400]."
+    assert unequal in params_section(summary_rows(results))
 
 
 def test_an_ordering_that_agrees_says_so_with_its_significance(results):

@@ -1,10 +1,11 @@
 """Reproduce a paper's controlled comparison at small scale: train its variants over seeds, then report.
 
-Suites: table1, granularity, shared-ratio, specialisation, balancing, placement. Every variant is derived from one
-base (activated FFN parameters per token checked equal), sees the same tokens in the same order, and trains for the
-same steps or the same minutes; results.json, report.md and the plots go to --out. Rerunning the same command
-skips the finished runs and resumes an interrupted one. Every run trains and is evaluated on --device, and the
-specialisation suite's probe runs there too.
+Suites: table1 (the paper's setup: Dense, Hash and Switch activate one standard FFN, GShard and DeepSeekMoE two),
+table1-equal-activated (all five activate two), granularity, shared-ratio, specialisation, balancing, placement.
+Every variant is derived from one base (the FFN it activates per token checked against what it states), sees the
+same tokens in the same order, and trains for the same steps or the same minutes; results.json, report.md and the
+plots go to --out. Rerunning the same command skips the finished runs and resumes an interrupted one. Every run
+trains and is evaluated on --device, and the specialisation suite's probe runs there too.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ def positive_number(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suite", choices=list(SUITES), help="which comparison")
+    parser.add_argument("suite", choices=list(SUITES),
+                        help="which comparison; table1 is DeepSeekMoE Table 1's setup (Dense, Hash and Switch at one "
+                        "standard FFN activated, GShard and DeepSeekMoE at two), table1-equal-activated gives all "
+                        "five two")
     parser.add_argument("--scale", choices=list(SCALES), default="tiny",
-                        help="tiny: minutes per suite; small: table1 with one seed in about 21 minutes on 2 CPU cores "
-                        "(default tiny)")
+                        help="tiny: minutes per suite; small: table1-equal-activated took about 21 minutes with one "
+                        "seed on 2 CPU cores (default tiny)")
     parser.add_argument("--seeds", type=positive_int, default=1, help="seeds per variant (default 1)")
     parser.add_argument("--data", help="shakespeare, domains, or a text file, directory or glob (default: the "
                         "suite's, domains for specialisation, else shakespeare)")

@@ -1,9 +1,12 @@
 """Cost estimates derived from the module structure on the meta device: FLOPs, memory, KV cache, routing choices.
 
 Conventions (each stated where it is used):
-- FLOPs: 2 per multiply-add of every matmul weight a token passes through; attention scores and values
-  over the average causal context; training = 3 x forward (Kaplan et al. 2020, Sec. 2.1; Chinchilla,
-  Hoffmann et al. 2022, App. F).
+- FLOPs, the papers' count (the default): 2 per multiply-add of every weight a token is multiplied with except
+  the router gate; attention scores and values over the whole context L; training = 3 x forward. This is
+  DeepSeek LLM's M = 72 n_layer d^2 + 12 n_layer d l_seq (Bi et al. 2024, Sec. 3.2, Eq. 2) plus the output
+  head's 6 n_vocab d, the count behind DeepSeekMoE's "FLOPs per 2K/4K tokens" (Tables 1-6).
+- FLOPs, causal: also the router gates, and attention over the mean causal context (L + 1) / 2 only (what a
+  causal kernel that skips masked blocks computes); printed beside the papers' count.
 - Routed experts count in the ratio K'/N' (exact for dropless top-k; the capacity, expert-choice and
   Soft MoE routers are sized to match it on average).
 - MTP modules count in FLOPs and activations (they run in every training forward), not in the KV cache.
@@ -36,7 +39,8 @@ ADAM_MOMENT_BYTES = 2 * FP32_BYTES  # AdamW's exp_avg and exp_avg_sq, kept in fp
 class CostEstimate:
     """Per-token FLOPs, training/inference memory in bytes and routing combinatorics of one config.
 
-    flops_per_token_matmul + flops_per_token_attention = flops_per_token_forward.
+    flops_per_token_matmul + flops_per_token_attention = flops_per_token_forward (the papers' count, see the
+    module docstring); flops_per_token_training_causal adds the router gates and counts attention causally.
     activation_bytes* are for one training step of batch_size x seq_len (see activation_bytes).
     coarse_expert_combinations is None when the config has no integral coarse-grained equivalent.
     """
@@ -46,9 +50,12 @@ class CostEstimate:
     seq_len: int
     dtype: str
     flops_per_token_matmul: int
+    flops_per_token_router: int
     flops_per_token_attention: int
+    flops_per_token_attention_causal: int
     flops_per_token_forward: int
     flops_per_token_training: int
+    flops_per_token_training_causal: int
     weight_bytes: int
     gradient_bytes: int
     optimizer_bytes: int
@@ -70,10 +77,12 @@ class CostEstimate:
         rows = [
             ("params total / activated", f"{human_count(self.params.total)} / {human_count(self.params.activated)}"),
             ("FLOPs/token matmul (fwd)", human_flops(self.flops_per_token_matmul)),
+            ("FLOPs/token router gates (fwd)", human_flops(self.flops_per_token_router)),
             (f"FLOPs/token attention (fwd, L={self.seq_len})", human_flops(self.flops_per_token_attention)),
             ("FLOPs/token forward", human_flops(self.flops_per_token_forward)),
             ("FLOPs/token training (3x fwd)", human_flops(self.flops_per_token_training)),
             (f"FLOPs/step training ({tokens:,} tokens)", human_flops(self.flops_per_token_training * tokens)),
+            ("FLOPs/step training, causal + router", human_flops(self.flops_per_token_training_causal * tokens)),
             (f"weights ({self.dtype})", human_bytes(self.weight_bytes)),
             (f"gradients ({self.dtype})", human_bytes(self.gradient_bytes)),
             ("AdamW states" + (" + fp32 master" if bytes_per_element(self.dtype) < FP32_BYTES else ""),
@@ -90,7 +99,9 @@ class CostEstimate:
             ("coarse-grained equivalent C(N, K)", coarse),
         ]
         width = max(len(name) for name, _ in rows)
-        return "\n".join(f"{name:<{width}}  {value:>22}" for name, value in rows)
+        return "\n".join([f"{name:<{width}}  {value:>22}" for name, value in rows] + [
+            "FLOPs: the papers' count (DeepSeek LLM Eq. 2 + the output head): no router gates, attention over all L",
+            "keys; causal + router: with the router gates, attention over the (L+1)/2 keys a causal mask keeps"])
 
 
 def human_bytes(n: float) -> str:
@@ -117,22 +128,24 @@ def bytes_per_element(dtype: str) -> int:
 
 
 def matmul_weights_per_token(model: nn.Module, config: ModelConfig) -> int:
-    """Matmul weight elements one token multiplies with: every nn.Linear (attention, dense FFN, shared
-    experts, LM head), K'/N' of the routed experts and the router gate; embedding lookups are free.
+    """Matmul weight elements one token multiplies with, the router gate aside: every nn.Linear (attention,
+    dense FFN, shared experts, LM head) and K'/N' of the routed experts; embedding lookups are free.
     Each MTP depth adds its module and another pass through the shared head (depth k sees L - k of the
     L positions; counted as L, exact as L grows)."""
     weights = 0
     for module in model.modules():
         if isinstance(module, nn.Linear):
-            count = module.weight.numel()
+            weights += module.weight.numel()
         elif isinstance(module, RoutedExperts):  # only K' of the N' stacked experts see a token
-            count = sum(p.numel() for p in module.parameters()) * config.n_activated_experts // config.n_routed_experts
-        elif isinstance(module, Router) and module.traits.has_gate:  # the gate [E, D]; noisy_topk's noise is training-only
-            count = module.weight.numel()
-        else:
-            continue
-        weights += count
+            stacked = sum(p.numel() for p in module.parameters())
+            weights += stacked * config.n_activated_experts // config.n_routed_experts
     return weights + config.n_mtp_modules * model.lm_head.weight.numel()
+
+
+def router_gate_weights(model: nn.Module) -> int:
+    """The router gates [E, D] a token multiplies with (noisy_topk's noise is training-only); the papers'
+    FLOP counts leave them out (DeepSeekMoE 145B's 585.6T per 4K tokens is exact without them)."""
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, Router) and m.traits.has_gate)
 
 
 @dataclass
@@ -163,17 +176,16 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (Attention, MultiHeadLatentAttention))]
 
 
-def attention_flops_per_token(model: nn.Module, seq_len: int) -> int:
-    """Scores QK^T and the value sum, 2 * n_heads * (qk_head_dim + v_head_dim) * context per layer
-    (Chinchilla App. F: 2 * 2 * n_heads * head_dim), over the average causal context (seq_len + 1) / 2 of a
-    forward pass over a whole sequence: token t attends to t keys, so the mean over t = 1..L is (L + 1) / 2.
-    Values count per query head (GQA shares them, each head still sums them)."""
-    flops = 0
+def attention_flops_per_token(model: nn.Module, seq_len: int, causal: bool = False) -> int:
+    """Scores QK^T and the value sum, 2 * n_heads * (qk_head_dim + v_head_dim) FLOPs per key and layer, over all
+    seq_len keys as the papers count them (DeepSeek LLM Eq. 2's 12 n_layer d l_seq = 3 x 2 x 2 d l_seq;
+    Chinchilla App. F), or with causal=True over the mean causal context (seq_len + 1) / 2 a mask keeps: token
+    t attends to t keys. Values count per query head (GQA shares them, each head still sums them)."""
+    flops_per_key = 0
     for attn in attention_modules(model):
         widths = attention_widths(attn)
-        value_per_query_head = widths.value * widths.query // widths.key
-        flops += (widths.query + value_per_query_head) * (seq_len + 1)
-    return flops
+        flops_per_key += 2 * (widths.query + widths.value * widths.query // widths.key)
+    return flops_per_key * (seq_len + 1) // 2 if causal else flops_per_key * seq_len
 
 
 def swiglu_activation_elements(ffn: SwiGLU, rows: int) -> int:
@@ -258,9 +270,10 @@ def meta_model(config: ModelConfig) -> DeepSeekMoEForCausalLM:
 def estimate_costs(config: ModelConfig, batch_size: int, seq_len: int, dtype: str = "float32") -> CostEstimate:
     """FLOPs, memory and routing combinatorics of `config`, built on the meta device (nothing allocated).
 
-    FLOPs per token: 2 per multiply-add of the activated matmul weights, plus attention scores/values
-    over the average causal context (seq_len + 1) / 2; training = 3 x forward (forward, then backward
-    for activations and for weights: Kaplan et al. 2020 Sec. 2.1, the Chinchilla 6N approximation).
+    FLOPs per token, the papers' count: 2 per multiply-add of the activated matmul weights but the router
+    gates, plus attention scores/values over all seq_len keys; training = 3 x forward (forward, then backward
+    for activations and for weights: Kaplan et al. 2020 Sec. 2.1). The causal count beside it adds the gates
+    and takes attention over the mean causal context (seq_len + 1) / 2.
     Memory: weights and gradients in `dtype`; AdamW's two fp32 moments (8 bytes/param) plus an fp32
     master copy (4 bytes/param) when `dtype` is narrower than fp32; activations of one training step
     of batch_size x seq_len tokens (tensors listed in block_activation_bytes and activation_bytes).
@@ -269,14 +282,17 @@ def estimate_costs(config: ModelConfig, batch_size: int, seq_len: int, dtype: st
     model = meta_model(config)
     params = count_module_params(model, config)
     matmul = 2 * matmul_weights_per_token(model, config)  # 2 FLOPs per multiply-add
+    router = 2 * router_gate_weights(model)
     attention = attention_flops_per_token(model, seq_len)
+    attention_causal = attention_flops_per_token(model, seq_len, causal=True)
     activations, activations_checkpointed = activation_bytes(model, config, batch_size * seq_len, element_bytes)
     kv_cache, kv_cache_mha = kv_cache_bytes_per_token(model, element_bytes)
     return CostEstimate(
         params=params, batch_size=batch_size, seq_len=seq_len, dtype=dtype,
-        flops_per_token_matmul=matmul, flops_per_token_attention=attention,
-        flops_per_token_forward=matmul + attention,
+        flops_per_token_matmul=matmul, flops_per_token_router=router, flops_per_token_attention=attention,
+        flops_per_token_attention_causal=attention_causal, flops_per_token_forward=matmul + attention,
         flops_per_token_training=3 * (matmul + attention),  # backward = 2 x forward (Kaplan et al. 2020, Sec. 2.1)
+        flops_per_token_training_causal=3 * (matmul + router + attention_causal),
         weight_bytes=params.total * element_bytes, gradient_bytes=params.total * element_bytes,
         optimizer_bytes=optimizer_bytes(params.total, element_bytes),
         activation_bytes=activations, activation_bytes_checkpointed=activations_checkpointed,

@@ -14,7 +14,7 @@ from dsmoe.reproduce.collect import run_results, run_state
 from dsmoe.reproduce.plan import Plan
 from dsmoe.reproduce.specialisation_probe import disabling_probe
 from dsmoe.reproduce.suite_dir import RESULTS, check_suite_dir
-from dsmoe.reproduce.variants import check_matched, matched_params_table, variant_params
+from dsmoe.reproduce.variants import check_ffn_sizes, matched_params_table, variant_params
 from dsmoe.runs import RunDir
 from dsmoe.train.calibrate import fit_steps_to_budget
 from dsmoe.train.loop import train
@@ -54,7 +54,7 @@ def run_suite(plan: Plan, probe_tokens: int = 60_000) -> dict:
     print(f"{plan.suite.title}: {len(variants)} variants x {plan.seeds} seeds at scale {plan.scale.name}, "
           f"{plan.budget_value:g} {plan.budget} each -> {plan.out}")
     print(matched_params_table(variants, plan.scale))
-    check_matched(variants, plan.scale)
+    check_ffn_sizes(variants, plan.scale)
     runs = [(variant, seed) for seed in range(plan.seeds) for variant in variants]
     with tqdm(runs, desc=f"reproduce {plan.suite.name}", unit="run", dynamic_ncols=True) as bar:
         for variant, seed in bar:
@@ -74,7 +74,8 @@ def collect_results(plan: Plan) -> dict:
             "budget_value": plan.budget_value, "data": plan.data, "command": plan.command(),
             "paper": {"source": suite.source, "metric": suite.metric}, "expected_order": suite.expected_order,
             "variants": [{"name": variant.name, "label": variant.label, "paper_value": variant.paper_value,
-                          "matched": variant.matched, "description": variant.description,
+                          "matched": variant.matched, "activated_f": variant.activated_f,
+                          "description": variant.description,
                           "params": variant_params(variant, plan.scale).as_dict(),
                           "runs": [run_results(plan.run_dir(variant, seed), seed) for seed in range(plan.seeds)]}
                          for variant in plan.variants],

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Scale:
-    """A base model (hidden size, layers, heads, vocabulary), the width F of one standard expert (GShard's; the
-    dense FFN activates 2F, as GShard's top-2 does) and a training recipe. `steps` is the --budget steps default,
-    `minutes` the --budget minutes one (per run)."""
+    """A base model (hidden size, layers, heads, vocabulary), the width F of one standard FFN (GShard's expert;
+    DeepSeekMoE Table 1's dense model has one, GShard activates two) and a training recipe. `steps` is the
+    --budget steps default, `minutes` the --budget minutes one (per run)."""
 
     name: str
     model: dict
@@ -28,7 +28,7 @@ SCALES = {
     # a few minutes per suite on a 2-core CPU
     "tiny": Scale("tiny", dict(hidden_size=128, n_layers=4, n_heads=4, vocab_size=1024, max_seq_len=128),
                   expert_width=128, seq_len=128, batch_size=8, steps=150, minutes=0.75, train=RECIPE),
-    # table1 with one seed in about 21 minutes on a 2-core CPU (docs/RESULTS.md)
+    # table1-equal-activated with one seed in about 21 minutes on a 2-core CPU (docs/RESULTS.md)
     "small": Scale("small", dict(hidden_size=192, n_layers=4, n_heads=6, vocab_size=2048, max_seq_len=256),
                    expert_width=192, seq_len=256, batch_size=8, steps=500, minutes=6.0,
                    train={**RECIPE, "warmup_steps": 50, "eval_every": 100, "save_every": 100}),

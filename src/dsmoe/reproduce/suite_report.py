@@ -20,8 +20,10 @@ HOW_TO_READ = (
     "The paper trained its models at about 2B parameters on the Pile; these runs are a small scale on a small "
     "data set, so the absolute losses are not comparable with the paper's and are not meant to be. What can agree "
     "is the ordering of the variants, and whether each gap is larger than the spread between seeds. With one seed "
-    "there is no spread to compare against, so a gap of any size may be noise. Variants marked as references are "
-    "deliberately larger (their activated parameters are not matched) and show what extra compute buys.")
+    "there is no spread to compare against, so a gap of any size may be noise. Matched variants activate the FFN "
+    "they state in standard FFNs of width F (table1: Dense, Hash and Switch 1F, GShard and DeepSeekMoE 2F, as in "
+    "the paper). Variants marked as references are deliberately larger (their activated parameters are not "
+    "matched) and show what extra compute buys.")
 
 
 def mean_and_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -32,11 +34,11 @@ def mean_and_std(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def summary_rows(results: dict) -> list[dict]:
-    """One row per variant, in the runner's order: name, label, matched, description, params, seeds, the mean and
-    std over seeds of val_loss and val_bpb, and the paper's value (None where the paper gives none)."""
+    """One row per variant, in the runner's order: name, label, matched, activated_f, description, params, seeds,
+    the mean and std over seeds of val_loss and val_bpb, and the paper's value (None where the paper gives none)."""
     rows = []
     for variant in results["variants"]:
-        row = {key: variant.get(key) for key in ("name", "label", "matched", "description", "params")}
+        row = {key: variant.get(key) for key in ("name", "label", "matched", "activated_f", "description", "params")}
         row["seeds"] = len(variant["runs"])
         for metric in ("val_loss", "val_bpb"):
             row[f"{metric}_mean"], row[f"{metric}_std"] = mean_and_std([run[metric] for run in variant["runs"]])
@@ -101,19 +103,36 @@ def variant_name(row: dict) -> str:
 
 
 def params_section(rows: list[dict]) -> list[str]:
-    """Total, activated and FFN-activated parameters per variant, and whether the matched ones are equal."""
+    """Total, activated and FFN-activated parameters per variant, and whether the matched ones stating the same
+    activated FFN (in F) activate equal FFN parameters."""
     lines = ["## Parameters", ""]
-    lines += table(["variant", "matched", "total", "activated", "FFN activated"],
+    lines += table(["variant", "matched", "total", "activated", "FFN activated", "FFN per layer"],
                    [[variant_name(row), "yes" if row["matched"] else "no"]
-                    + [f"{row['params'][key]:,}" for key in ("total", "activated", "ffn_activated")] for row in rows])
-    matched_ffn = {row["params"]["ffn_activated"] for row in rows if row["matched"]}
-    if len(matched_ffn) == 1:
-        verdict = f"All matched variants activate the same FFN parameters per token ({matched_ffn.pop():,})."
-    elif matched_ffn:
-        verdict = f"The matched variants do NOT activate equal FFN parameters: {sorted(matched_ffn)}."
-    else:
-        verdict = "No variant is marked as matched."
-    return lines + ["", verdict, ""]
+                    + [f"{row['params'][key]:,}" for key in ("total", "activated", "ffn_activated")]
+                    + [ffn_per_layer(row["params"])] for row in rows])
+    groups: dict[float | None, list[dict]] = {}
+    for row in rows:
+        if row["matched"]:
+            groups.setdefault(row["activated_f"], []).append(row)
+    verdicts = [group_verdict(f, group) for f, group in groups.items()] or ["No variant is marked as matched."]
+    return lines + [""] + verdicts + [""]
+
+
+def ffn_per_layer(params: dict) -> str:
+    """The FFN a variant activates of the FFN it holds, per layer in F ("—" in results of old runs)."""
+    if "ffn_activated_f" not in params:
+        return "—"
+    return f"{params['ffn_activated_f']:g}F of {params['ffn_total_f']:g}F"
+
+
+def group_verdict(activated_f: float | None, group: list[dict]) -> str:
+    """One line on the matched variants stating `activated_f` (None: unstated, as in results of old runs)."""
+    counts = {row["params"]["ffn_activated"] for row in group}
+    at = "" if activated_f is None else f" at {activated_f:g}F"
+    labels = ", ".join(row["label"] for row in group)
+    if len(counts) == 1:
+        return f"The matched variants{at} ({labels}) activate the same FFN parameters per token ({counts.pop():,})."
+    return f"The matched variants{at} ({labels}) do NOT activate equal FFN parameters: {sorted(counts)}."
 
 
 def results_section(results: dict, rows: list[dict]) -> list[str]:

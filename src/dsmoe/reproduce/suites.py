@@ -1,10 +1,11 @@
-"""The papers' controlled comparisons, each a list of variants of one base (F: a standard expert's width).
+"""The papers' controlled comparisons, each a list of variants of one base (F: a standard FFN's width, GShard's expert).
 
-Where a paper's baseline activated less compute than the comparison it is in (DeepSeekMoE's Table 1 gives Hash
-and Switch one standard FFN of activated parameters, 0.2B, against GShard's and DeepSeekMoE's two, 0.3B), the
-variants here activate the same 2F in every layer, so a difference comes from routing and structure, not
-compute: Hash and Switch route to 1 of 8 experts of width 2F (the total of GShard's 16 of width F). GShard x1.5
-and the dense model with DeepSeekMoE's total parameters are larger references, as in the paper, not matched.
+`table1` is DeepSeekMoE's Table 1 as the paper set it up: Dense, Hash Layer and Switch activate one standard FFN
+per layer (0.2B activated at 2B), GShard and DeepSeekMoE two (0.3B), and the four MoEs hold the same 16F (2.0B).
+`table1-equal-activated` gives Dense, Hash and Switch 2F too, so that all five activate the same compute.
+GShard x1.5 and a dense FFN of DeepSeekMoE's total 16F (Table 2's Dense x16) are larger references in both.
+Every variant states the FFN it activates and holds in F, and the suite refuses to run one that differs
+(variants.check_ffn_sizes).
 """
 
 from __future__ import annotations
@@ -33,36 +34,62 @@ class Suite:
         return self.build(scale)
 
 
-def table1(scale: Scale) -> list[Variant]:
-    f = scale.expert_width
+def table1_layouts(scale: Scale, width_f: int) -> list[Variant]:
+    """Table 1's five models and Table 2's two larger references, with Dense's FFN and the Hash and Switch
+    experts `width_f` standard FFNs wide: 16 / width_f of them, so every MoE holds 16F per layer."""
+    f, n_experts = scale.expert_width, 16 // width_f
+    width, named = width_f * f, "F" if width_f == 1 else f"{width_f}F"
+    moe = dict(activated_f=width_f, total_f=16)
     return [
-        Variant("dense", "Dense", dense(2 * f), "one FFN of width 2F per layer", 2.060),
-        Variant("hash", "Hash Layer", experts(0, 8, 1, 2 * f, router="hash"),
-                "1 of 8 experts of width 2F, chosen by a fixed hash of the token id", 1.932),
-        Variant("switch", "Switch", experts(0, 8, 1, 2 * f, router="switch", **AUX),
-                "top-1 of 8 experts of width 2F, capacity factor 1", 1.881),
+        Variant("dense", "Dense", dense(width), f"one FFN of width {named} per layer", 2.060,
+                activated_f=width_f, total_f=width_f),
+        Variant("hash", "Hash Layer", experts(0, n_experts, 1, width, router="hash"),
+                f"1 of {n_experts} experts of width {named}, chosen by a fixed hash of the token id", 1.932, **moe),
+        Variant("switch", "Switch", experts(0, n_experts, 1, width, router="switch", **AUX),
+                f"top-1 of {n_experts} experts of width {named}, capacity factor 1", 1.881, **moe),
         Variant("gshard", "GShard", experts(0, 16, 2, f, router="gshard", **AUX),
-                "top-2 of 16 experts of width F, capacity factor 1", 1.867),
+                "top-2 of 16 experts of width F, capacity factor 1", 1.867, activated_f=2, total_f=16),
         Variant("deepseekmoe", "DeepSeekMoE", experts(1, 63, 7, f // 4, **AUX),
-                "1 shared + top-7 of 63 routed experts of width F/4", 1.808),
+                "1 shared + top-7 of 63 routed experts of width F/4", 1.808, activated_f=2, total_f=16),
         Variant("gshard_x1.5", "GShard x1.5", experts(0, 16, 2, 3 * f // 2, router="gshard", **AUX),
-                "GShard with experts 1.5x as wide", 1.808, matched=False),
+                "GShard with experts 1.5x as wide (Table 2)", 1.808, matched=False, activated_f=3, total_f=24),
         Variant("dense_total", "Dense, DeepSeekMoE's total", dense(16 * f),
-                "one FFN as wide as all 16F of DeepSeekMoE's experts", 1.806, matched=False),
+                "one FFN as wide as all 16F of DeepSeekMoE's experts (Table 2)", 1.806, matched=False,
+                activated_f=16, total_f=16),
     ]
+
+
+def table1(scale: Scale) -> list[Variant]:
+    """DeepSeekMoE Table 1 as the paper ran it (Sec. 4.1.3, 4.2): Dense, Hash and Switch activate one standard FFN
+    (1F), GShard and DeepSeekMoE two (2F: top-2 of width F; 1 shared + 7 routed of width F/4 = 8 x F/4), and every
+    MoE holds 16F (16 experts of F; 1 + 63 of F/4 = 64 x F/4). At the paper's 2B size (9 layers, hidden 1280,
+    vocabulary 8,192) with paper-2b's F = 3,520 that is 0.20B parameters for Dense, 2.03B in each MoE, 0.20B
+    activated in Hash and Switch and 0.32B in GShard and DeepSeekMoE: Table 1's 0.2B, 2.0B, 0.2B and 0.3B. Its
+    training FLOPs per 2K tokens, 2.93T and 4.42T, are the paper's 2.9T and 4.3T within 3%, the paper counting a
+    standard FFN as 8 x 1280^2 parameters (F = 3,413); at that width they are 2.88T and 4.33T."""
+    return table1_layouts(scale, width_f=1)
+
+
+def table1_equal_activated(scale: Scale) -> list[Variant]:
+    """Table 1's comparison at equal activated compute, not the paper's setup: Dense's FFN and the Hash and
+    Switch experts are 2F wide (1 of 8 of width 2F), so every matched variant activates 2F and every MoE holds
+    16F; a difference then comes from routing and structure, not compute. `dsmoe reproduce table1` ran this
+    until the paper's own setup became the default."""
+    return table1_layouts(scale, width_f=2)
 
 
 def granularity(scale: Scale) -> list[Variant]:
     """DeepSeekMoE Fig. 3: shared + routed / total experts, the same router, 16F of experts in all."""
     f = scale.expert_width
     return [
-        Variant("gshard_0+2of16", "GShard 0+2/16", experts(0, 16, 2, f, **AUX), "top-2 of 16 of width F"),
+        Variant("gshard_0+2of16", "GShard 0+2/16", experts(0, 16, 2, f, **AUX), "top-2 of 16 of width F",
+                total_f=16),
         Variant("shared_1+1of15", "+ shared 1+1/15", experts(1, 15, 1, f, **AUX),
-                "1 shared + top-1 of 15 of width F"),
+                "1 shared + top-1 of 15 of width F", total_f=16),
         Variant("fine_1+3of31", "+ fine-grained 1+3/31", experts(1, 31, 3, f // 2, **AUX),
-                "1 shared + top-3 of 31 of width F/2"),
+                "1 shared + top-3 of 31 of width F/2", total_f=16),
         Variant("finer_1+7of63", "finer 1+7/63", experts(1, 63, 7, f // 4, **AUX),
-                "1 shared + top-7 of 63 of width F/4"),
+                "1 shared + top-7 of 63 of width F/4", total_f=16),
     ]
 
 
@@ -71,7 +98,8 @@ def shared_ratio(scale: Scale) -> list[Variant]:
     quarter = scale.expert_width // 4
     values = {1: 1.808, 2: 1.806, 4: 1.811}
     return [Variant(f"shared{k}", f"{k} shared + {8 - k} of {64 - k}", experts(k, 64 - k, 8 - k, quarter, **AUX),
-                    f"{k} shared + top-{8 - k} of {64 - k} routed of width F/4", values[k]) for k in (1, 2, 4)]
+                    f"{k} shared + top-{8 - k} of {64 - k} routed of width F/4", values[k], total_f=16)
+            for k in (1, 2, 4)]
 
 
 def specialisation(scale: Scale) -> list[Variant]:
@@ -80,7 +108,8 @@ def specialisation(scale: Scale) -> list[Variant]:
     return [Variant("deepseekmoe", "DeepSeekMoE", experts(1, 63, 7, f // 4, **AUX),
                     "1 shared + top-7 of 63 routed of width F/4"),
             Variant("gshard_x1.5", "GShard x1.5", experts(0, 16, 2, 3 * f // 2, router="gshard", **AUX),
-                    "GShard with experts 1.5x as wide (the paper's pair for this probe)", matched=False)]
+                    "GShard with experts 1.5x as wide (the paper's pair for this probe)", matched=False,
+                    activated_f=3, total_f=24)]
 
 
 def balancing(scale: Scale) -> list[Variant]:
@@ -118,8 +147,12 @@ def placement(scale: Scale) -> list[Variant]:
 
 PAPER = "DeepSeekMoE (Dai et al. 2024)"
 SUITES = {suite.name: suite for suite in [
-    Suite("table1", "DeepSeekMoE Table 1: MoE architectures at matched compute", f"{PAPER} Table 1, 2B scale",
-          "Pile validation loss", table1, ["deepseekmoe", "gshard", "switch", "hash", "dense"]),
+    Suite("table1", "DeepSeekMoE Table 1: Dense, Hash and Switch at 1F activated, GShard and DeepSeekMoE at 2F",
+          f"{PAPER} Table 1, 2B scale", "Pile validation loss", table1,
+          ["deepseekmoe", "gshard", "switch", "hash", "dense"]),
+    Suite("table1-equal-activated", "DeepSeekMoE Table 1's models, all five at 2F activated",
+          f"{PAPER} Table 1, 2B scale (where Dense, Hash and Switch activate 1F)", "Pile validation loss",
+          table1_equal_activated, ["deepseekmoe", "gshard", "switch", "hash", "dense"]),
     Suite("granularity", "DeepSeekMoE Figure 3: shared expert isolation and fine-grained segmentation",
           f"{PAPER} Figure 3 (no numbers given here)", "Pile validation loss", granularity,
           ["finer_1+7of63", "fine_1+3of31", "shared_1+1of15", "gshard_0+2of16"]),

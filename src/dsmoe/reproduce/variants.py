@@ -1,14 +1,16 @@
 """A suite's variants: each a few changes to one base model, so what differs is what the comparison is about.
 
-The matched variants activate the same FFN parameters per token (routed experts K' x width plus shared experts
-plus dense FFN layers: 2 standard FFNs of width F in every layer); `matched_params_table` prints them and
-`check_matched` refuses a suite whose matched variants differ. Router weights (N' x hidden per MoE layer) differ
-with the number of experts and are shown apart; they are a fraction of a percent of the activated parameters.
+Each variant states the FFN it activates per token and layer, and optionally the FFN it holds, in standard FFNs
+of width F (routed experts K' x width plus shared experts plus dense FFN layers, over 3 x hidden x F per layer);
+`matched_params_table` prints the sizes and `check_ffn_sizes` refuses a suite whose variants differ from what they
+state, so matched variants stating the same activated FFN activate exactly the same FFN parameters. Router
+weights (N' x hidden per MoE layer) differ with the number of experts and are shown apart; they are a fraction of
+a percent of the activated parameters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from dsmoe.config import ModelConfig
 from dsmoe.model import count_params
@@ -21,7 +23,9 @@ FFN_COMPONENTS = ("dense_ffn", "shared_experts", "routed_experts")
 class Variant:
     """name: the run's directory; label: how tables and plots call it; model: ModelConfig fields over the scale's
     base; train: [train] fields over the scale's recipe; paper_value: the paper's number for it (None: none);
-    matched: whether its activated FFN parameters must equal the other matched variants'."""
+    matched: part of the controlled comparison (False: a deliberately larger reference); activated_f, total_f:
+    the FFN it activates per token and the FFN it holds, per layer in standard FFNs of width F (None: not
+    stated), which check_ffn_sizes holds it to."""
 
     name: str
     label: str
@@ -30,6 +34,8 @@ class Variant:
     paper_value: float | None = None
     matched: bool = True
     train: dict = field(default_factory=dict)
+    activated_f: float = 2
+    total_f: float | None = None
 
     def model_config(self, scale: Scale) -> ModelConfig:
         return ModelConfig(**{**scale.model, **self.model})
@@ -47,34 +53,50 @@ def dense(width: int) -> dict:
 
 @dataclass(frozen=True)
 class VariantParams:
+    """Parameter counts of a variant; ffn_activated_f and ffn_total_f are its FFN per layer in standard FFNs of
+    width F."""
+
     total: int
     activated: int
     ffn_activated: int
+    ffn_total: int
     router: int
+    ffn_activated_f: float
+    ffn_total_f: float
 
-    def as_dict(self) -> dict[str, int]:
-        return {"total": self.total, "activated": self.activated, "ffn_activated": self.ffn_activated,
-                "router": self.router}
+    def as_dict(self) -> dict[str, int | float]:
+        return asdict(self)
 
 
 def variant_params(variant: Variant, scale: Scale) -> VariantParams:
-    count = count_params(variant.model_config(scale))
-    ffn = sum(count.by_component[name][1] for name in FFN_COMPONENTS)
-    return VariantParams(count.total, count.activated, ffn, count.by_component["router"][0])
+    config = variant.model_config(scale)
+    count = count_params(config)
+    ffn_total, ffn_activated = (sum(count.by_component[name][i] for name in FFN_COMPONENTS) for i in (0, 1))
+    standard_ffns = 3 * config.hidden_size * scale.expert_width * config.n_layers  # SwiGLU's gate, up and down
+    return VariantParams(count.total, count.activated, ffn_activated, ffn_total, count.by_component["router"][0],
+                         ffn_activated / standard_ffns, ffn_total / standard_ffns)
 
 
 def matched_params_table(variants: list[Variant], scale: Scale) -> str:
-    rows = [f"{'variant':<24}{'total':>14}{'activated':>14}{'FFN activated':>16}{'router':>10}  matched"]
+    rows = [f"{'variant':<28}{'total':>15}{'activated':>15}{'FFN activated':>15}{'FFN per layer':>15}"
+            f"{'router':>9}  matched"]
     for variant in variants:
         params = variant_params(variant, scale)
-        rows.append(f"{variant.label:<24}{params.total:>14,}{params.activated:>14,}{params.ffn_activated:>16,}"
-                    f"{params.router:>10,}  {'yes' if variant.matched else 'no (a larger reference)'}")
+        per_layer = f"{params.ffn_activated_f:g}F of {params.ffn_total_f:g}F"
+        matched = f"yes, at {params.ffn_activated_f:g}F" if variant.matched else "no (a larger reference)"
+        rows.append(f"{variant.label:<28}{params.total:>15,}{params.activated:>15,}{params.ffn_activated:>15,}"
+                    f"{per_layer:>15}{params.router:>9,}  {matched}")
     return "\n".join(rows)
 
 
-def check_matched(variants: list[Variant], scale: Scale) -> None:
-    """Refuse a suite whose matched variants do not activate the same FFN parameters per token, naming them."""
-    matched = {variant.label: variant_params(variant, scale).ffn_activated for variant in variants if variant.matched}
-    if len(set(matched.values())) > 1:
-        raise ValueError("the matched variants activate different FFN parameters per token: "
-                         + ", ".join(f"{label} {count:,}" for label, count in matched.items()))
+def check_ffn_sizes(variants: list[Variant], scale: Scale) -> None:
+    """Refuse a suite whose variants do not activate (or hold) the FFN they state, naming them."""
+    wrong = []
+    for variant in variants:
+        params = variant_params(variant, scale)
+        if params.ffn_activated_f != variant.activated_f:
+            wrong.append(f"{variant.label} activates {params.ffn_activated_f:g}F, not {variant.activated_f:g}F")
+        if variant.total_f is not None and params.ffn_total_f != variant.total_f:
+            wrong.append(f"{variant.label} holds {params.ffn_total_f:g}F, not {variant.total_f:g}F")
+    if wrong:
+        raise ValueError(f"FFN sizes per layer at F={scale.expert_width}: " + "; ".join(wrong))
