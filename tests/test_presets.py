@@ -84,6 +84,16 @@ def test_tiny_v3_has_the_v3_mechanisms():
     assert cfg.n_group > cfg.topk_group > 0 and cfg.n_mtp_modules == 1 and count_params(cfg).total < 10_000_000
 
 
+def test_tiny_v4_has_the_v4_moe_mechanisms_with_tiny_v3s_attention():
+    cfg = presets.get("tiny-v4")
+    assert (cfg.router, cfg.norm_topk_prob, cfg.n_group, cfg.swiglu_limit) == ("sqrtsoftplus_topk", True, 1, 10.0)
+    assert cfg.moe_layers == list(range(cfg.n_layers)) and cfg.hash_layers == [0]
+    v3 = presets.get("tiny-v3")
+    assert [getattr(cfg, name) for name in ("attention", "q_lora_rank", "kv_lora_rank", "n_mtp_modules")] == \
+        [getattr(v3, name) for name in ("attention", "q_lora_rank", "kv_lora_rank", "n_mtp_modules")]
+    assert count_params(cfg).total < 10_000_000
+
+
 @pytest.mark.parametrize("name, shared, routed, top_k, first_moe_layer", [
     ("paper-2b", 1, 63, 7, 0), ("paper-16b", 2, 64, 6, 1), ("paper-145b", 4, 128, 12, 1)])
 def test_paper_preset_has_the_papers_expert_layout(name, shared, routed, top_k, first_moe_layer):
@@ -114,7 +124,8 @@ def test_baseline_router_gates_are_under_two_percent_of_activated_parameters():
         assert count.by_component["router"][1] < 0.02 * count.activated, name
 
 
-def test_tiny_v3_run_config_ships_in_the_package_and_builds_the_preset():
-    shipped = Path(dsmoe.__file__).parent / "configs" / "tiny-v3.toml"
-    assert (Path(__file__).parents[1] / "configs" / "tiny-v3.toml").resolve() == shipped.resolve()
-    assert RunConfig.load(shipped).model == presets.get("tiny-v3")
+@pytest.mark.parametrize("name", ["tiny-v3", "tiny-v4"])
+def test_tiny_v3_and_v4_run_configs_ship_in_the_package_and_build_the_preset(name):
+    shipped = Path(dsmoe.__file__).parent / "configs" / f"{name}.toml"
+    assert (Path(__file__).parents[1] / "configs" / f"{name}.toml").resolve() == shipped.resolve()
+    assert RunConfig.load(shipped).model == presets.get(name)

@@ -9,7 +9,10 @@ with the papers' training hyper-parameters where config.json differs: init std 0
 balance factor 0.0001 (its config.json says 0.001), and V2's device-level balance, communication balance and
 token dropping (Sec. 2.2.2-2.2.4 and 3.1.2: alpha_2 = 0.05, alpha_3 = 0.02, capacity factor 1.0 over D = 8 devices).
 V3's counts leave its MTP module apart (ParamCount.main_model). `tiny-v3` has V3's mechanisms (MLA, sigmoid
-gating with bias balancing, group-limited routing, MTP) at the `tiny` size.
+gating with bias balancing, group-limited routing, MTP) at the `tiny` size. `tiny-v4` has DeepSeek-V4's MoE
+mechanisms at that size (transformers' deepseek_v4: sqrt(softplus) gating with V3's bias balancing and no groups,
+the first MoE layer hash-routed as V4's first 3 of 43, swiglu_limit 10.0, every layer MoE), with tiny-v3's MLA,
+balance loss and MTP module; like tiny-v3 it keeps routed_scaling_factor at 1.0 (V4: 1.5, V3: 2.5).
 
 The small baselines all have the same activated FFN width (1024) and, for the MoE ones, the same
 total expert width (8192), like the paper's 2B comparison (Table 1), at a size that trains on a CPU.
@@ -66,6 +69,11 @@ _PRESETS: dict[str, dict] = {
                     attention="mla", q_lora_rank=96, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16,
                     v_head_dim=32, moe_intermediate_size=128, n_shared_experts=1, n_routed_experts=16,
                     n_activated_experts=4, first_k_dense_replace=1, router="sigmoid_topk", n_group=4, topk_group=2,
+                    balance_scope="sequence", aux_loss_alpha=0.0001, n_mtp_modules=1),
+    "tiny-v4": dict(vocab_size=2048, hidden_size=192, n_layers=4, n_heads=6, max_seq_len=256, intermediate_size=512,
+                    attention="mla", q_lora_rank=96, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16,
+                    v_head_dim=32, moe_intermediate_size=128, n_shared_experts=1, n_routed_experts=16,
+                    n_activated_experts=4, router="sqrtsoftplus_topk", n_hash_layers=1, swiglu_limit=10.0,
                     balance_scope="sequence", aux_loss_alpha=0.0001, n_mtp_modules=1),
     "dense": dict(_SMALL, n_routed_experts=0, n_shared_experts=0, aux_loss_alpha=0.0),
     "hash": dict(_SMALL, router="hash", moe_intermediate_size=1024, n_shared_experts=0, n_routed_experts=8,

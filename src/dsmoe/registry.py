@@ -61,7 +61,7 @@ class RouterTraits:
     device_dropping: bool = False  # honours device_capacity_factor (DeepSeek-V2 Sec. 2.2.3)
     renormalises: bool = False  # norm_topk_prob's default: its paper renormalises the top-k weights
     importance_load_balance: bool = False  # reads noisy_topk_balance (Shazeer et al. 2017's importance and load)
-    scoring_func: str | None = None  # the scoring_func of DeepSeek's gate it computes: "softmax" (V2), "sigmoid" (V3)
+    scoring_func: str | None = None  # DeepSeek's gate scoring_func: "softmax" (V2), "sigmoid" (V3), "sqrtsoftplus" (V4)
 
     @property
     def group_limited(self) -> bool:
@@ -100,6 +100,9 @@ ROUTERS = RouterRegistry({
     "sigmoid_topk": ("dsmoe.routers.sigmoid_topk:SigmoidTopKRouter",
                      RouterTraits(group_score="top2_sum", device_dropping=True, renormalises=True,
                                   scoring_func="sigmoid")),
+    "sqrtsoftplus_topk": ("dsmoe.routers.sqrtsoftplus_topk:SqrtSoftplusTopKRouter",
+                          RouterTraits(group_score="top2_sum", device_dropping=True, renormalises=True,
+                                       scoring_func="sqrtsoftplus")),
     "noisy_topk": ("dsmoe.routers.noisy_topk:NoisyTopKRouter", RouterTraits(importance_load_balance=True)),
     "switch": ("dsmoe.routers.capacity:SwitchRouter", RouterTraits(fixed_top_k=1)),
     "gshard": ("dsmoe.routers.capacity:GShardRouter", RouterTraits(fixed_top_k=2)),

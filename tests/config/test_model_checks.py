@@ -26,7 +26,7 @@ INVALID = {
     "group_score_without_groups": (dict(group_score="max"), "group_score='max' has no effect unless n_group > 1"),
     "device_dropping_other_router": (dict(router="expert_choice", device_capacity_factor=1.0),
                                      "device_capacity_factor=1.0 needs a router with device-level token dropping "
-                                     "(softmax_topk, sigmoid_topk), not 'expert_choice'"),
+                                     "(softmax_topk, sigmoid_topk, sqrtsoftplus_topk), not 'expert_choice'"),
     "device_capacity_factor_zero": (dict(device_capacity_factor=0.0),
                                     "device_capacity_factor=0.0 must be a number > 0 (or unset)"),
     "capacity_factor_zero": (dict(capacity_factor=0.0), "capacity_factor=0.0 must be a number > 0"),
@@ -50,6 +50,13 @@ INVALID = {
                                      "n_devices=3 does not divide n_routed_experts=16"),
     "dense_layers_exceed_layers": (dict(n_layers=4, first_k_dense_replace=5),
                                    "first_k_dense_replace=5 exceeds n_layers=4"),
+    "hash_layers_exceed_moe_layers": (dict(n_layers=4, first_k_dense_replace=2, n_hash_layers=3),
+                                      "n_hash_layers=3 exceeds the 2 MoE layers (moe_layers=[2, 3])"),
+    "hash_layers_without_gate_scores": (dict(router="switch", n_activated_experts=1, n_hash_layers=1),
+                                        "n_hash_layers=1 > 0 needs a router whose gate scores the experts "
+                                        "(softmax_topk, sigmoid_topk, sqrtsoftplus_topk) to weight them, not 'switch'"),
+    "hash_layers_negative": (dict(n_hash_layers=-1), "n_hash_layers=-1 must be an integer >= 0"),
+    "swiglu_limit_zero": (dict(swiglu_limit=0.0), "swiglu_limit=0.0 must be a number > 0 (or unset)"),
 }
 
 
@@ -75,14 +82,14 @@ def test_a_router_registered_later_is_a_valid_choice():
 
 @pytest.mark.parametrize("router, top_k", [("noisy_topk", 2), ("switch", 1), ("gshard", 2), ("hash", 2),
                                            ("expert_choice", 2), ("soft_moe", 2)])
-def test_expert_groups_need_a_softmax_or_sigmoid_router(router, top_k):
+def test_expert_groups_need_a_softmax_sigmoid_or_sqrtsoftplus_router(router, top_k):
     with pytest.raises(ValueError, match=re.escape(f"n_group=2 > 1 needs a group-limited router (softmax_topk, "
-                                                   f"sigmoid_topk), not {router!r}")):
+                                                   f"sigmoid_topk, sqrtsoftplus_topk), not {router!r}")):
         ModelConfig(router=router, n_activated_experts=top_k, n_group=2, topk_group=1)
 
 
-@pytest.mark.parametrize("router", ["softmax_topk", "sigmoid_topk"])
-def test_expert_groups_are_accepted_with_softmax_and_sigmoid_routers(router):
+@pytest.mark.parametrize("router", ["softmax_topk", "sigmoid_topk", "sqrtsoftplus_topk"])
+def test_expert_groups_are_accepted_with_softmax_sigmoid_and_sqrtsoftplus_routers(router):
     assert ModelConfig(router=router, n_routed_experts=16, n_group=4, topk_group=2).n_group == 4
 
 

@@ -84,3 +84,13 @@ def test_a_config_only_a_family_other_than_its_closest_fits_is_exported_as_that_
     reference = load_hf(tmp_path)
     assert type(reference).__name__ == "Qwen2MoeForCausalLM"
     assert max_abs_diff(model(token_batch()).logits, reference(token_batch()).logits) <= TOLERANCE
+
+
+def test_deepseek_v4_options_are_refused_by_every_family_naming_them():
+    # transformers' deepseek_v4 is not a family dsmoe writes (docs/INTEROP.md): V3 would load these back without them
+    config = ModelConfig(**{**SMALL, **MLA_SIGMOID, "router": "sqrtsoftplus_topk"}, n_hash_layers=1, swiglu_limit=10.0)
+    with pytest.raises(ValueError) as error:
+        export_family(config)
+    assert family_reasons(str(error.value))["deepseek_v3"] == [
+        "router='sqrtsoftplus_topk' (would load back as 'sigmoid_topk')", "n_hash_layers=1 (would load back as 0)",
+        "swiglu_limit=10.0 (would load back as None)"]

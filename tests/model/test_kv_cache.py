@@ -29,10 +29,14 @@ def decode_in_chunks(model, ids, chunk_sizes) -> torch.Tensor:
     return torch.cat(logits, dim=1)
 
 
-@pytest.mark.parametrize("router", ["softmax_topk", "sigmoid_topk", "hash"])
+ROUTINGS = {"softmax_topk": {}, "sigmoid_topk": dict(router="sigmoid_topk"), "hash": dict(router="hash"),
+            "deepseek_v4": dict(router="sqrtsoftplus_topk", n_hash_layers=1, swiglu_limit=1.0)}
+
+
+@pytest.mark.parametrize("changes", ROUTINGS.values(), ids=ROUTINGS.keys())
 @torch.no_grad()
-def test_prefill_then_one_token_at_a_time_equals_full_recompute(router):
-    model, ids = make_model(router=router), token_ids()
+def test_prefill_then_one_token_at_a_time_equals_full_recompute(changes):
+    model, ids = make_model(**changes), token_ids()
     full = model(ids).logits
     incremental = decode_in_chunks(model, ids, [5] + [1] * 7)
     assert (incremental - full).abs().max() <= 1e-5

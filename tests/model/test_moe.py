@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dsmoe import ModelConfig
+from dsmoe import DeepSeekMoEForCausalLM, ModelConfig
 from dsmoe.model import MoE
 from dsmoe.model.init import init_weights
 
@@ -42,6 +42,23 @@ def test_output_is_shared_plus_weighted_routed_experts():
         top = probs_E.topk(2)
         expected = layer.shared_experts(x_D) + sum(p * expert(layer, e, x_D) for p, e in zip(top.values, top.indices))
         torch.testing.assert_close(out_D, expected, rtol=1e-5, atol=1e-6)
+
+
+@torch.no_grad()
+def test_swiglu_limit_clamps_the_shared_and_routed_experts_not_the_dense_ffn():
+    """The shared experts compute down(silu(min(gate, L)) * clamp(up, -L, L)) (DeepSeek-V4's swiglu_limit), the routed
+    experts get the same limit (their kernels: tests/kernels/test_clamped_swiglu.py), and a dense layer has none."""
+    layer = moe_layer(swiglu_limit=0.5).eval()
+    x_BLD, _ = inputs()
+    shared = layer.shared_experts
+    gate_BLF, up_BLF = shared.gate_proj(x_BLD), shared.up_proj(x_BLD)
+    assert (gate_BLF > 0.5).any() and (up_BLF.abs() > 0.5).any()
+    expected_BLD = shared.down_proj(F.silu(gate_BLF.clamp(max=0.5)) * up_BLF.clamp(min=-0.5, max=0.5))
+    torch.testing.assert_close(shared(x_BLD), expected_BLD)
+    assert layer.experts.swiglu_limit == 0.5
+    model = DeepSeekMoEForCausalLM(ModelConfig(vocab_size=64, hidden_size=HIDDEN, n_layers=2, n_heads=2,
+                                               first_k_dense_replace=1, swiglu_limit=0.5))
+    assert model.layers[0].ffn.limit is None and model.layers[1].ffn.shared_experts.limit == 0.5
 
 
 @torch.no_grad()

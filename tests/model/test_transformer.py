@@ -31,7 +31,8 @@ def test_logits_have_shape_batch_seq_vocab(router):
 CAUSAL = {"softmax_topk": {}, "sigmoid_topk": dict(router="sigmoid_topk"), "hash": dict(router="hash"),
           "noisy_topk": dict(router="noisy_topk"),
           "switch": dict(router="switch", n_activated_experts=1, capacity_factor=8.0),
-          "gshard": dict(router="gshard", n_activated_experts=2, capacity_factor=8.0)}
+          "gshard": dict(router="gshard", n_activated_experts=2, capacity_factor=8.0),
+          "deepseek_v4": dict(router="sqrtsoftplus_topk", n_hash_layers=1, swiglu_limit=1.0)}
 
 
 @pytest.mark.parametrize("changes", CAUSAL.values(), ids=CAUSAL.keys())

@@ -60,8 +60,8 @@ def test_the_config_accepts_its_groups_and_takes_its_defaults():
 
 @pytest.mark.parametrize("changes, message", [
     (dict(n_activated_experts=3), "n_activated_experts=3 must be 2 for router='softplus_groups' (top-2 routing)"),
-    (dict(device_capacity_factor=1.0), "device_capacity_factor=1.0 needs a router with device-level token "
-                                       "dropping (softmax_topk, sigmoid_topk), not 'softplus_groups'"),
+    (dict(device_capacity_factor=1.0), "device_capacity_factor=1.0 needs a router with device-level token dropping "
+                                       "(softmax_topk, sigmoid_topk, sqrtsoftplus_topk), not 'softplus_groups'"),
 ], ids=["fixed_top_k", "device_dropping"])
 def test_the_config_refuses_what_its_traits_exclude(changes, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -70,7 +70,7 @@ def test_the_config_refuses_what_its_traits_exclude(changes, message):
 
 def test_it_is_named_among_the_group_limited_routers_when_another_router_asks_for_groups():
     with pytest.raises(ValueError, match=re.escape("n_group=4 > 1 needs a group-limited router (softmax_topk, "
-                                                   "sigmoid_topk, softplus_groups), not 'hash'")):
+                                                   "sigmoid_topk, sqrtsoftplus_topk, softplus_groups), not 'hash'")):
         config(router="hash")
 
 

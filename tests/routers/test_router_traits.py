@@ -12,7 +12,8 @@ from dsmoe.registry import ROUTERS, RouterRegistry, RouterTraits
 from dsmoe.routers import Router
 
 SRC = Path(dsmoe.__file__).parent
-BUILT_IN = ("softmax_topk", "sigmoid_topk", "noisy_topk", "switch", "gshard", "hash", "expert_choice", "soft_moe")
+BUILT_IN = ("softmax_topk", "sigmoid_topk", "sqrtsoftplus_topk", "noisy_topk", "switch", "gshard", "hash",
+            "expert_choice", "soft_moe")
 MAY_NAME_ROUTERS = (  # where a built-in router's name may be written as a string in code, and why
     "routers/",  # each router's own file, which looks up its traits under its registered name
     "registry.py",  # the table of names and their traits
@@ -85,6 +86,6 @@ def test_register_reads_the_traits_a_class_declares():
     assert "grouped" not in registry and registry.having(lambda traits: traits.group_limited) == []
 
 
-def test_the_group_limited_routers_are_softmax_and_sigmoid_top_k():
+def test_the_group_limited_routers_are_softmax_sigmoid_and_sqrtsoftplus_top_k():
     built_in = [name for name in ROUTERS.having(lambda traits: traits.group_limited) if name in BUILT_IN]
-    assert built_in == ["softmax_topk", "sigmoid_topk"]
+    assert built_in == ["softmax_topk", "sigmoid_topk", "sqrtsoftplus_topk"]

@@ -46,10 +46,11 @@ FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-fie
     intermediate_size=POSITIVE_INT, moe_intermediate_size=POSITIVE_INT, n_routed_experts=COUNT,
     n_shared_experts=COUNT, shared_expert_intermediate_size=optional(POSITIVE_INT), shared_expert_gate=FLAG,
     n_activated_experts=POSITIVE_INT, first_k_dense_replace=COUNT, moe_layer_freq=POSITIVE_INT,
-    moe_layer_indices=optional(Rule("integers")),
+    moe_layer_indices=optional(Rule("integers")), swiglu_limit=optional(POSITIVE),
     # routing
-    router=choice(ROUTERS), norm_topk_prob=optional(FLAG), routed_scaling_factor=POSITIVE, n_group=POSITIVE_INT,
-    topk_group=POSITIVE_INT, group_score=optional(choice(GROUP_SCORES)), device_capacity_factor=optional(POSITIVE),
+    router=choice(ROUTERS), n_hash_layers=COUNT, norm_topk_prob=optional(FLAG), routed_scaling_factor=POSITIVE,
+    n_group=POSITIVE_INT, topk_group=POSITIVE_INT, group_score=optional(choice(GROUP_SCORES)),
+    device_capacity_factor=optional(POSITIVE),
     never_drop_share=Rule("number", "[0, 1]"), capacity_factor=POSITIVE,
     expert_kernel=choice(("auto", "grouped_mm", "loop")),
     # balance losses
@@ -171,6 +172,17 @@ def _check_layers(cfg: "ModelConfig") -> None:
         _fail("moe_layer_indices", indices, "has duplicate entries")
 
 
+def _check_hash_layers(cfg: "ModelConfig") -> None:
+    if cfg.n_hash_layers == 0:
+        return
+    if cfg.n_hash_layers > len(cfg.moe_layers):
+        _fail("n_hash_layers", cfg.n_hash_layers, f"exceeds the {len(cfg.moe_layers)} MoE layers "
+              f"(moe_layers={cfg.moe_layers})")
+    if ROUTERS.traits(cfg.router).scoring_func is None:
+        _fail("n_hash_layers", cfg.n_hash_layers, f"> 0 needs a router whose gate scores the experts "
+              f"({_routers_that(lambda t: t.scoring_func is not None)}) to weight them, not {cfg.router!r}")
+
+
 def _check_balance(cfg: "ModelConfig") -> None:
     if cfg.comm_balance_alpha > 0 and not cfg.n_group == cfg.n_devices > 1:
         _fail("comm_balance_alpha", cfg.comm_balance_alpha, "needs n_group = n_devices > 1 (the groups are the "
@@ -193,4 +205,5 @@ def validate(cfg: "ModelConfig") -> None:
     _check_rope(cfg)
     _check_experts(cfg)
     _check_layers(cfg)
+    _check_hash_layers(cfg)
     _check_balance(cfg)

@@ -106,16 +106,24 @@ class ModelConfig:
             Default 1 (every layer).
         moe_layer_indices: explicit list of MoE layer indices ("hybrid" models); when set it
             overrides first_k_dense_replace and moe_layer_freq. Default None.
+        swiglu_limit: clamp the SwiGLU of the routed and shared experts (DeepSeek-V4, transformers' swiglu_limit):
+            silu(min(gate, limit)) * clamp(up, -limit, limit), with no gradient where a value is clamped; the dense
+            FFN layers are not clamped. None: no clamp. Default None.
 
     Routing
-        router: name of the router in `dsmoe.routers.ROUTERS` (softmax_topk, sigmoid_topk,
+        router: name of the router in `dsmoe.routers.ROUTERS` (softmax_topk, sigmoid_topk, sqrtsoftplus_topk,
             noisy_topk, switch, gshard, hash, expert_choice, soft_moe). Default "softmax_topk".
+        n_hash_layers: the first n MoE layers route by a frozen token-id -> experts table, the learned gate (with
+            the scoring function of `router`) weighting the K experts the table gives (DeepSeek-V4 Sec. 2.1's hash
+            layers, dsmoe.routers.hash_gate: a seeded table, balanced over the vocabulary, saved with the model).
+            Routers with a scoring function only (softmax_topk, sigmoid_topk, sqrtsoftplus_topk); these layers
+            neither group-limit, drop, bias nor add a balance loss. Default 0.
         norm_topk_prob: renormalise the top-k combine weights to sum to 1. Default None: the router's paper's
-            choice (its RouterTraits.renormalises), True for sigmoid_topk (DeepSeek-V3 Eq. 13 divides the chosen
-            sigmoid scores by their sum), False for softmax_topk (DeepSeekMoE Eq. 3-5 and DeepSeek-V2 gate with
-            the softmax scores as they are) and for noisy_topk, switch, gshard, hash, expert_choice and soft_moe,
-            which do not read it (each weights its experts as its own paper does). Mixtral's softmax over the
-            top-k logits is softmax_topk with norm_topk_prob=True (the two are equal).
+            choice (its RouterTraits.renormalises), True for sigmoid_topk and sqrtsoftplus_topk (DeepSeek-V3 Eq. 13
+            divides the chosen scores by their sum; V4 does the same), False for softmax_topk (DeepSeekMoE Eq. 3-5
+            and DeepSeek-V2 gate with the softmax scores as they are) and for noisy_topk, switch, gshard, hash,
+            expert_choice and soft_moe, which do not read it (each weights its experts as its own paper does).
+            Mixtral's softmax over the top-k logits is softmax_topk with norm_topk_prob=True (the two are equal).
         routed_scaling_factor: multiplies the routed combine weights, after any renormalisation
             (DeepSeek-V3: 2.5; DeepSeek-V2: 16.0 without renormalisation). Default 1.0.
         n_group: expert groups for group-/device-limited routing (DeepSeek-V2 Sec. 2.2.2,
@@ -170,7 +178,7 @@ class ModelConfig:
         z_loss_coef: coefficient of the router z-loss, mean(logsumexp(router logits)^2)
             (ST-MoE, Zoph et al. 2022). Default 0.0 (off).
         bias_update_speed: gamma of auxiliary-loss-free balancing (DeepSeek-V3 Sec. 2.1.2), used by
-            the sigmoid_topk router's per-expert bias, updated once per optimizer step. Default 0.001.
+            the per-expert bias of sigmoid_topk and sqrtsoftplus_topk, updated once per optimizer step. Default 0.001.
 
     Multi-token prediction (DeepSeek-V3 Sec. 2.2)
         n_mtp_modules: D sequential MTP modules; module k predicts the token k + 1 ahead. 0 disables
@@ -225,7 +233,9 @@ class ModelConfig:
     first_k_dense_replace: int = 0
     moe_layer_freq: int = 1
     moe_layer_indices: list[int] | None = None
+    swiglu_limit: float | None = None
     router: str = "softmax_topk"
+    n_hash_layers: int = 0
     norm_topk_prob: bool | None = None
     routed_scaling_factor: float = 1.0
     n_group: int = 1
@@ -270,6 +280,11 @@ class ModelConfig:
             for i in range(self.n_layers)
             if i >= self.first_k_dense_replace and i % self.moe_layer_freq == 0
         ]
+
+    @property
+    def hash_layers(self) -> list[int]:
+        """Indices of the MoE layers routed by a token-id table (the first n_hash_layers of moe_layers)."""
+        return self.moe_layers[:self.n_hash_layers]
 
     @property
     def rope_head_dim(self) -> int:

@@ -149,7 +149,7 @@ COMMON_LOGIT_FIELDS = ("vocab_size", "hidden_size", "n_layers", "n_heads", "max_
                        "tie_word_embeddings", "n_mtp_modules", "moe_layers")
 MLA_LOGIT_FIELDS = ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
 MOE_LOGIT_FIELDS = ("n_routed_experts", "n_activated_experts", "moe_intermediate_size", "shared_expert_width",
-                    "router", "norm_topk_prob", "routed_scaling_factor", "n_group")
+                    "router", "norm_topk_prob", "routed_scaling_factor", "n_group", "n_hash_layers", "swiglu_limit")
 
 
 def logit_fields(config: ModelConfig) -> dict[str, Any]:

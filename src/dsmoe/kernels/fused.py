@@ -2,7 +2,9 @@
 
 Both compute, for pairs sorted by expert (offsets_E: int32 cumulative pair counts per expert, the `offs` of
 torch._grouped_mm), out_TD[t] = sum over pairs s reading row t of weight_S[s] * SwiGLU_{expert of s}(x_TD[t]);
-loop_experts is the obvious version (any pair order), and tests/kernels checks that the two agree.
+loop_experts is the obvious version (any pair order), and tests/kernels checks that the two agree. With a
+swiglu_limit the SwiGLU is DeepSeek-V4's clamped one (`swiglu`), and the op's backward passes no gradient where a
+value was clamped.
 
 The fast path is one custom op with its own backward: gather, SwiGLU experts, weighted scatter, run over chunks
 of consecutive experts. Autograd over the plain ops would keep the K-fold gathered input, both projections, the
@@ -108,10 +110,17 @@ def expert_chunks(offsets_E: torch.Tensor, factor: int = 1) -> list[tuple[slice,
     return chunks
 
 
-def swiglu_from_gate_up(h_SF2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(gate, up, silu(gate) * up) from the fused gate/up projection (gate columns first)."""
-    gate_SF, up_SF = h_SF2.chunk(2, dim=-1)
-    return gate_SF, up_SF, F.silu(gate_SF) * up_SF
+def swiglu(gate_SF: torch.Tensor, up_SF: torch.Tensor, limit: float | None = None) -> torch.Tensor:
+    """silu(gate) * up (Shazeer 2020); with a limit, silu(min(gate, limit)) * clamp(up, -limit, limit) (DeepSeek-V4's
+    swiglu_limit, as transformers' DeepseekV4Experts._apply_gate)."""
+    if limit is not None:
+        gate_SF, up_SF = gate_SF.clamp(max=limit), up_SF.clamp(min=-limit, max=limit)
+    return F.silu(gate_SF) * up_SF
+
+
+def swiglu_from_gate_up(h_SF2: torch.Tensor, limit: float | None = None) -> torch.Tensor:
+    """swiglu of the fused gate/up projection (gate columns first)."""
+    return swiglu(*h_SF2.chunk(2, dim=-1), limit)
 
 
 def expert_mm(a_SX: torch.Tensor, b_EXY: torch.Tensor, offsets_E: torch.Tensor) -> torch.Tensor:
@@ -131,9 +140,9 @@ def expert_mm(a_SX: torch.Tensor, b_EXY: torch.Tensor, offsets_E: torch.Tensor) 
 
 @torch.library.custom_op("dsmoe::grouped_swiglu_experts", mutates_args=())
 def grouped_swiglu_experts(x_TD: torch.Tensor, token_sorted_S: torch.Tensor, offsets_E: torch.Tensor,
-                           weight_sorted_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(out_TD = scatter_add over pairs s of w_s * SwiGLU_{e_s}(x_{t_s}), the kept projection h_SF2)."""
+                           weight_sorted_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor,
+                           swiglu_limit: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out_TD = scatter_add over pairs s of w_s * SwiGLU_{e_s}(x_{t_s}), the kept projection h_SF2, unclamped)."""
     out_TD = torch.zeros_like(x_TD)
     chunks = expert_chunks(offsets_E, FORWARD_CHUNK_FACTOR)
     h_SF2 = x_TD.new_empty(token_sorted_S.shape[0], gate_up_EFD.shape[1])
@@ -146,14 +155,14 @@ def grouped_swiglu_experts(x_TD: torch.Tensor, token_sorted_S: torch.Tensor, off
         else:
             h_SF2[rows] = h_block
             h_block = h_SF2[rows]
-        act_SF = swiglu_from_gate_up(h_block)[2].mul_(weight_sorted_S[rows].unsqueeze(-1))
+        act_SF = swiglu_from_gate_up(h_block, swiglu_limit).mul_(weight_sorted_S[rows].unsqueeze(-1))
         y_SD = expert_mm(act_SF, down_EDF[experts].transpose(-2, -1), offsets)
         out_TD.index_add_(0, token_sorted_S[rows], y_SD)
     return out_TD, h_SF2
 
 
 @grouped_swiglu_experts.register_fake
-def _(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF):
+def _(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, swiglu_limit=None):
     return torch.empty_like(x_TD), x_TD.new_empty(token_sorted_S.shape[0], gate_up_EFD.shape[1])
 
 
@@ -168,6 +177,19 @@ def swiglu_backward_into_(gate_SF: torch.Tensor, up_SF: torch.Tensor, silu_gate_
     grad_times_up_SF = torch.mul(grad_act_SF, up_SF, out=scratch_SF)
     torch.mul(grad_act_SF, silu_gate_SF, out=up_SF)
     torch.ops.aten.silu_backward.grad_input(grad_times_up_SF, gate_SF, grad_input=gate_SF)
+
+
+@torch.no_grad()
+def clamp_gate_up_(gate_SF: torch.Tensor, up_SF: torch.Tensor, limit: float | None) -> torch.Tensor | None:
+    """Clamp gate to <= limit and up to [-limit, limit] in place (DeepSeek-V4's swiglu_limit); return where each half
+    was clamped, [S, 2F] bool (gate columns first), where the gradient is zero: autograd's clamp passes it wherever
+    min <= value <= max. None, and nothing changed, without a limit."""
+    if limit is None:
+        return None
+    clamped_SF2 = torch.cat([gate_SF > limit, up_SF.abs() > limit], dim=-1)
+    gate_SF.clamp_(max=limit)
+    up_SF.clamp_(min=-limit, max=limit)
+    return clamped_SF2
 
 
 def gradient_buffer(weight_EXY: torch.Tensor, chunks: list[tuple[slice, slice, torch.Tensor]]) -> torch.Tensor:
@@ -186,10 +208,12 @@ def gradient_buffer(weight_EXY: torch.Tensor, chunks: list[tuple[slice, slice, t
 @torch.library.custom_op("dsmoe::grouped_swiglu_experts_backward", mutates_args=("h_SF2",))
 def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tensor, token_sorted_S: torch.Tensor,
                                     offsets_E: torch.Tensor, weight_sorted_S: torch.Tensor,
-                                    gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor, h_SF2: torch.Tensor
+                                    gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor, h_SF2: torch.Tensor,
+                                    swiglu_limit: float | None = None
                                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. (x_TD, weight_sorted_S, gate_up_EFD, down_EDF). Consumes h_SF2: it is overwritten by
-    its own gradient (a second backward through the same graph then fails autograd's saved-tensor check)."""
+    its own gradient (a second backward through the same graph then fails autograd's saved-tensor check). With a
+    swiglu_limit, h is clamped in place first and its gradient zeroed where it was clamped."""
     grad_x_TD, grad_weight_S = torch.zeros_like(x_TD), torch.empty_like(weight_sorted_S)  # blocks cover every row
     chunks = expert_chunks(offsets_E)
     # one block of every expert: its weight gradients are the whole ones (no buffers to copy blocks into)
@@ -201,6 +225,7 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
         grad_y_SD = grad_out_TD.index_select(0, tokens_S)  # also makes an expanded gradient contiguous
         grad_h_SF2 = h_SF2[rows]  # overwritten below with its own gradient
         gate_SF, up_SF = grad_h_SF2.chunk(2, dim=-1)
+        clamped_SF2 = clamp_gate_up_(gate_SF, up_SF, swiglu_limit)
         silu_gate_SF = F.silu(gate_SF)  # recomputed once, for act and for dL/dup
         act_SF = silu_gate_SF * up_SF
         grad_act_SF = torch._grouped_mm(grad_y_SD, down_EDF[experts], offs=offsets)  # gradient w.r.t. w * act
@@ -213,6 +238,8 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
         del grad_y_SD
         swiglu_backward_into_(gate_SF, up_SF, silu_gate_SF, grad_act_SF.mul_(w_S1), scratch_SF=act_SF)
         del grad_act_SF, silu_gate_SF, act_SF
+        if clamped_SF2 is not None:
+            grad_h_SF2.masked_fill_(clamped_SF2, 0.0)
         grad_x_TD.index_add_(0, tokens_S, torch._grouped_mm(grad_h_SF2, gate_up_EFD[experts], offs=offsets))
         x_SD = x_TD.index_select(0, tokens_S)
         grad_gate_up_block = torch._grouped_mm(grad_h_SF2.t(), x_SD, offs=offsets)
@@ -224,13 +251,14 @@ def grouped_swiglu_experts_backward(grad_out_TD: torch.Tensor, x_TD: torch.Tenso
 
 
 @grouped_swiglu_experts_backward.register_fake
-def _(grad_out_TD, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2):
+def _(grad_out_TD, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2, swiglu_limit=None):
     return (torch.empty_like(x_TD), torch.empty_like(weight_sorted_S), torch.empty_like(gate_up_EFD),
             torch.empty_like(down_EDF))
 
 
 def setup_context(ctx, inputs, output) -> None:
-    ctx.save_for_backward(*inputs, output[1])
+    *tensors, ctx.swiglu_limit = inputs
+    ctx.save_for_backward(*tensors, output[1])
     # h_SF2 is kept for backward, not a result: autograd would otherwise zero-fill an [S, 2F] gradient for it
     ctx.mark_non_differentiable(output[1])
     ctx.set_materialize_grads(False)
@@ -238,31 +266,35 @@ def setup_context(ctx, inputs, output) -> None:
 
 def backward(ctx, grad_out_TD, grad_h_SF2):
     if grad_out_TD is None:  # the output took no part in the loss
-        return None, None, None, None, None, None
+        return None, None, None, None, None, None, None
     x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2 = ctx.saved_tensors
     grad_x, grad_weight, grad_gate_up, grad_down = grouped_swiglu_experts_backward(
-        grad_out_TD, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2)
-    return grad_x, None, None, grad_weight, grad_gate_up, grad_down
+        grad_out_TD, x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF, h_SF2, ctx.swiglu_limit)
+    return grad_x, None, None, grad_weight, grad_gate_up, grad_down, None
 
 
 grouped_swiglu_experts.register_autograd(backward, setup_context=setup_context)
 
 
-def fused_grouped_experts(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF) -> torch.Tensor:
+def fused_grouped_experts(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF,
+                          swiglu_limit: float | None = None) -> torch.Tensor:
     """out_TD of grouped_swiglu_experts; pairs must be sorted by expert, offsets_E their int32 cumulative counts."""
-    return grouped_swiglu_experts(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF)[0]
+    return grouped_swiglu_experts(x_TD, token_sorted_S, offsets_E, weight_sorted_S, gate_up_EFD, down_EDF,
+                                  swiglu_limit)[0]
 
 
 def grouped_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
-                    weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
+                    weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor,
+                    swiglu_limit: float | None = None) -> torch.Tensor:
     """The fused op for pairs in any order (sorted here): out_t = sum over pairs (t, e, w) of w * expert_e(x_t)."""
     order_S, offsets_E = sort_by_expert(expert_index_S, gate_up_EFD.shape[0])
     return fused_grouped_experts(x_TD, token_index_S.index_select(0, order_S), offsets_E,
-                                 weight_S.index_select(0, order_S), gate_up_EFD, down_EDF)
+                                 weight_S.index_select(0, order_S), gate_up_EFD, down_EDF, swiglu_limit)
 
 
 def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
-                 weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
+                 weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor,
+                 swiglu_limit: float | None = None) -> torch.Tensor:
     """The reference twin: out_t = sum over pairs (t, e, w) of w * expert_e(x_t), one dense SwiGLU per expert, by
     plain autograd (pairs in any order)."""
     out_TD = torch.zeros_like(x_TD)
@@ -272,6 +304,6 @@ def loop_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S
         selected = expert_index_S == expert
         tokens = token_index_S[selected]
         gate_RF, up_RF = F.linear(x_TD[tokens], gate_ups_FD[expert]).chunk(2, dim=-1)
-        y_SD = F.linear(F.silu(gate_RF) * up_RF, downs_DF[expert])
+        y_SD = F.linear(swiglu(gate_RF, up_RF, swiglu_limit), downs_DF[expert])
         out_TD = out_TD.index_add(0, tokens, y_SD * weight_S[selected].unsqueeze(-1).to(y_SD.dtype))
     return out_TD

@@ -28,10 +28,12 @@ def use_pairwise(expert_kernel: str, expert_index_S: torch.Tensor, n_experts: in
 
 
 def pairwise_experts(x_TD: torch.Tensor, token_index_S: torch.Tensor, expert_index_S: torch.Tensor,
-                     weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor) -> torch.Tensor:
-    """out_t = sum over pairs (t, e, w) of w * down_e(silu(gate_e x_t) * up_e x_t), one pair at a time."""
+                     weight_S: torch.Tensor, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor,
+                     swiglu_limit: float | None = None) -> torch.Tensor:
+    """out_t = sum over pairs (t, e, w) of w * down_e(silu(gate_e x_t) * up_e x_t), one pair at a time (the SwiGLU
+    clamped at swiglu_limit, see fused.swiglu)."""
     x_SD = x_TD.index_select(0, token_index_S)
     h_SF2 = (x_SD.unsqueeze(1) * gate_up_EFD[expert_index_S]).sum(-1)
-    act_SF = swiglu_from_gate_up(h_SF2)[2] * weight_S.unsqueeze(-1).to(h_SF2.dtype)
+    act_SF = swiglu_from_gate_up(h_SF2, swiglu_limit) * weight_S.unsqueeze(-1).to(h_SF2.dtype)
     y_SD = (act_SF.unsqueeze(1) * down_EDF[expert_index_S]).sum(-1)
     return torch.zeros_like(x_TD).index_add_(0, token_index_S, y_SD)

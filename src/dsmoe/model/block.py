@@ -25,7 +25,7 @@ class DecoderBlock(nn.Module):
         self.attn_norm = RMSNorm(config.hidden_size, config.norm_eps)
         self.attn = ATTENTIONS[config.attention](config, layer_idx)
         self.ffn_norm = RMSNorm(config.hidden_size, config.norm_eps)
-        self.ffn = MoE(config) if self.is_moe else SwiGLU(config.hidden_size, config.intermediate_size)
+        self.ffn = MoE(config, layer_idx) if self.is_moe else SwiGLU(config.hidden_size, config.intermediate_size)
         self.dropout = config.dropout
 
     def forward(self, x_BLD: torch.Tensor, cos_LU: torch.Tensor, sin_LU: torch.Tensor, token_ids_BL: torch.Tensor,

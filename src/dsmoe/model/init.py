@@ -7,7 +7,8 @@
 | stacked routed-expert weights, router gate weights | N(0, init_std)    |
 | noisy_topk noise weights                           | 0 (no noise at start, as Shazeer et al. 2017) |
 | RMSNorm weights                                    | 1                 |
-| sigmoid_topk expert bias (a buffer)                | 0                 |
+| sigmoid_topk and sqrtsoftplus_topk expert bias (a buffer) | 0         |
+| hash layers' token-id table tid2eid (a buffer)     | balanced, seeded by its layer (routers/hash_gate.py) |
 
 Each router's rows are its own `init_weights` method (a router with new state extends it in its own file).
 """

@@ -19,30 +19,31 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dsmoe.config import ModelConfig
 from dsmoe.kernels.fused import (dtype_name, fused_grouped_experts, grouped_mm_unavailable, loop_experts,
-                                 sort_by_expert, use_grouped_mm)
+                                 sort_by_expert, swiglu, use_grouped_mm)
 from dsmoe.kernels.pairwise import pairwise_experts, use_pairwise
-from dsmoe.routers import ROUTERS, RouterStats, Routing, SoftRouting
+from dsmoe.routers import ROUTERS, Router, RouterStats, Routing, SoftRouting
+from dsmoe.routers.hash_gate import HashGateRouter
 
 
 class MoE(nn.Module):
     """h_t = sum_{shared} FFN_i(u_t) + sum_{routed} g_{i,t} FFN_i(u_t); the residual is added by the block.
 
     With config.shared_expert_gate the shared term is scaled by sigmoid(shared_expert_gate(u_t)) (Qwen2-MoE).
-    `dispatcher` moves tokens to the routed experts and back; parallelism replaces it from outside.
+    `dispatcher` moves tokens to the routed experts and back; parallelism replaces it from outside. Layer
+    `layer_idx` routes with config.router, or by a token-id table if it is one of config.hash_layers.
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, layer_idx: int = 0):
         super().__init__()
-        self.router = ROUTERS[config.router](config)
+        self.router = layer_router(config, layer_idx)
         self.experts = RoutedExperts(config)
         self.dispatcher: TokenDispatcher = LocalDispatcher(config.n_routed_experts)
         shared_width = config.shared_expert_width
-        self.shared_experts = SwiGLU(config.hidden_size, shared_width) if shared_width else None
+        self.shared_experts = SwiGLU(config.hidden_size, shared_width, config.swiglu_limit) if shared_width else None
         self.shared_expert_gate = nn.Linear(config.hidden_size, 1, bias=False) if config.shared_expert_gate else None
 
     def forward(self, x_BLD: torch.Tensor, token_ids_BL: torch.Tensor
@@ -62,6 +63,13 @@ class MoE(nn.Module):
         if self.shared_expert_gate is None:
             return shared_BLD
         return torch.sigmoid(self.shared_expert_gate(x_BLD)) * shared_BLD
+
+
+def layer_router(config: ModelConfig, layer_idx: int) -> Router:
+    """DeepSeek-V4's hash router in the first n_hash_layers MoE layers (dsmoe.routers.hash_gate), else config.router."""
+    if layer_idx in config.hash_layers:
+        return HashGateRouter(config, layer_idx)
+    return ROUTERS[config.router](config)
 
 
 @dataclass
@@ -155,7 +163,8 @@ class LocalDispatcher(TokenDispatcher):
 
 
 class RoutedExperts(nn.Module):
-    """N' SwiGLU experts of width F: gate_up_proj [E, 2F, D] (gate rows first), down_proj [E, D, F]."""
+    """N' SwiGLU experts of width F: gate_up_proj [E, 2F, D] (gate rows first), down_proj [E, D, F]; their SwiGLU
+    clamped at config.swiglu_limit (None: not clamped)."""
 
     # Each stack's matrices per expert, as a dense SwiGLU FFN holds them: gate_up_proj is gate_proj and up_proj.
     MATRICES_PER_EXPERT = {"gate_up_proj": 2, "down_proj": 1}
@@ -163,7 +172,7 @@ class RoutedExperts(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         n, d, f = config.n_routed_experts, config.hidden_size, config.moe_intermediate_size
-        self.expert_kernel = config.expert_kernel
+        self.expert_kernel, self.swiglu_limit = config.expert_kernel, config.swiglu_limit
         self.gate_up_proj = nn.Parameter(torch.empty(n, 2 * f, d))
         self.down_proj = nn.Parameter(torch.empty(n, d, f))
 
@@ -171,19 +180,20 @@ class RoutedExperts(nn.Module):
         """rows_RD: every pair's expert output, weighted and summed into the row it read (see ExpertBatch)."""
         dtype = autocast_dtype(batch.x_RD)
         batch = dataclasses.replace(batch, x_RD=batch.x_RD.to(dtype))
-        return run_experts(self.expert_kernel, batch, self.gate_up_proj.to(dtype), self.down_proj.to(dtype))
+        return run_experts(self.expert_kernel, batch, self.gate_up_proj.to(dtype), self.down_proj.to(dtype),
+                           self.swiglu_limit)
 
 
-def run_experts(expert_kernel: str, batch: ExpertBatch, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor
-                ) -> torch.Tensor:
+def run_experts(expert_kernel: str, batch: ExpertBatch, gate_up_EFD: torch.Tensor, down_EDF: torch.Tensor,
+                swiglu_limit: float | None = None) -> torch.Tensor:
     """rows_RD of the batch by the kernel expert_kernel and the tensors allow: the pairwise loops in compiled
     decoding steps, the fused grouped_mm op, or the plain loop over experts (the reference)."""
     x_RD, rows_S, weight_S = batch.x_RD, batch.row_index_S, batch.weight_S
     if use_pairwise(expert_kernel, rows_S, gate_up_EFD.shape[0]):
-        return pairwise_experts(x_RD, rows_S, batch.expert_index_S(), weight_S, gate_up_EFD, down_EDF)
+        return pairwise_experts(x_RD, rows_S, batch.expert_index_S(), weight_S, gate_up_EFD, down_EDF, swiglu_limit)
     if use_grouped_mm(expert_kernel, x_RD, gate_up_EFD):
-        return fused_grouped_experts(x_RD, rows_S, batch.offsets_E, weight_S, gate_up_EFD, down_EDF)
-    return loop_experts(x_RD, rows_S, batch.expert_index_S(), weight_S, gate_up_EFD, down_EDF)
+        return fused_grouped_experts(x_RD, rows_S, batch.offsets_E, weight_S, gate_up_EFD, down_EDF, swiglu_limit)
+    return loop_experts(x_RD, rows_S, batch.expert_index_S(), weight_S, gate_up_EFD, down_EDF, swiglu_limit)
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype:
@@ -193,16 +203,18 @@ def autocast_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 class SwiGLU(nn.Module):
-    """down(silu(gate(x)) * up(x)) (Shazeer 2020): the shared experts, fused into one, and the dense FFN."""
+    """down(silu(gate(x)) * up(x)) (Shazeer 2020): the shared experts, fused into one, and the dense FFN. With a
+    `limit` (the shared experts' swiglu_limit) gate and up are clamped first, as kernels.fused.swiglu says."""
 
-    def __init__(self, hidden_size: int, intermediate_size: int):
+    def __init__(self, hidden_size: int, intermediate_size: int, limit: float | None = None):
         super().__init__()
         self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
+        self.limit = limit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x), self.limit))
 
 
 def expert_kernel_summary(config: ModelConfig, device: torch.device, dtype: torch.dtype) -> str:
