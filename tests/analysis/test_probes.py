@@ -74,6 +74,15 @@ def test_the_curve_stops_where_too_few_experts_would_remain_and_says_so():
     assert "k=3" in curve[-1]["stopped"] and "n_activated_experts=2" in curve[-1]["stopped"]
 
 
+def test_hash_routed_layers_keep_their_experts_and_the_curve_says_so():
+    model = tiny_model(n_routed_experts=6, router="sqrtsoftplus_topk", n_hash_layers=1).eval()
+    first, *others = moe_layers(model)
+    curve = expert_disabling_curve(model, uniform_loads(model), losses, ks=range(3))
+    assert [point["k"] for point in curve] == [0, 1, 2]
+    assert all(str(first) not in point["disabled"] and len(point["disabled"]) == len(others) for point in curve)
+    assert f"layers [{first}] keep every expert" in curve[0]["kept"]
+
+
 def test_the_curve_leaves_the_routers_as_they_were():
     model = tiny_model().eval()
     before = pooled_loss(model)

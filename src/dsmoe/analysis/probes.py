@@ -112,8 +112,15 @@ def expert_disabling_curve(model: nn.Module, loads: dict[int, np.ndarray], evalu
     "rise_se", "windows", "disabled": {layer: experts}}: the mean of the window losses `evaluate` gives with each MoE
     layer's k most-routed experts (by `loads`, layer -> tokens per expert) disabled, its rise over the first point's,
     the standard error of that rise (paired_change) and the number of windows. The curve stops before a k that could
-    leave a token fewer than top_k experts; the last point then says so under "stopped"."""
+    leave a token fewer than top_k experts; the last point then says so under "stopped". Layers whose router
+    cannot leave experts out (hash-routed ones: a token-id table chooses) keep every expert; the first point lists
+    them under "kept"."""
     config = model.config
+    routers = moe_routers(model)
+    kept = sorted(layer for layer in loads if not routers[layer].can_disable_experts)
+    loads = {layer: load_E for layer, load_E in loads.items() if layer not in kept}
+    if not loads:
+        raise ValueError(f"no MoE layer's router can disable experts (layers {kept} choose by a token-id table)")
     points: list[dict] = []
     first_W = None
     for k in tqdm(ks, desc="disabling experts", unit="k"):
@@ -131,6 +138,9 @@ def expert_disabling_curve(model: nn.Module, loads: dict[int, np.ndarray], evalu
         points.append({"k": k, "share": k / config.n_routed_experts, "loss": float(losses_W.mean()), "rise": rise,
                        "rise_se": rise_se, "windows": len(losses_W),
                        "disabled": {str(layer): experts for layer, experts in disabled.items()}})
+    if kept:
+        points[0]["kept"] = (f"layers {kept} keep every expert: their router chooses by a token-id table "
+                             "(n_hash_layers), not by scores")
     return points
 
 

@@ -155,6 +155,8 @@ def disabling_section(numbers: dict, out: Path) -> Section | None:
                         "share of each layer's routed experts disabled (the most-routed first)",
                         "loss rise over none disabled (nats)", lines, errors=errors,
                         references={"no change": ([shares[0], shares[-1]], [0.0, 0.0])})
+    notes = " ".join(f"{run}: {point[key]}." for run, points in curves_by_run.items() for point in points
+                     for key in ("kept", "stopped") if key in point)
     rows = [[run, point["k"], point["share"], point["loss"], point["rise"],
              *(noise_cells(point["rise"], point["rise_se"]) if index else ["-", "-"])]
             for run, points in curves_by_run.items() for index, point in enumerate(points)]
@@ -169,5 +171,5 @@ def disabling_section(numbers: dict, out: Path) -> Section | None:
                            f"as independent). {noise_verdict(curves_by_run)}"),
                     Table("Loss per run and k", ["run", "experts disabled per layer", "share", "loss",
                                                  "rise over none", f"noise (± {NOISE_SE} SE)", "beyond noise"], rows,
-                          probe_measure(numbers))])
+                          " ".join(filter(None, [probe_measure(numbers), notes])))])
 

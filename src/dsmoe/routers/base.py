@@ -99,11 +99,16 @@ class Router(nn.Module, ABC):
         logits; what its entropy is measured on."""
         return self.logits(x_TD).softmax(dim=-1)
 
+    @property
+    def can_disable_experts(self) -> bool:
+        """Whether disable_experts can leave experts out: token-choice routers with a gate choose by scores."""
+        return self.traits.has_gate and self.traits.token_choice
+
     def disable_experts(self, experts: list[int]) -> None:
         """From now on no token chooses these experts and each picks its top-K among the others (DeepSeekMoE
         Sec. 4.5's probe; pruning); [] enables every expert again. Token-choice routers with a gate only."""
         name, unique = type(self).__name__, sorted(set(experts))
-        if unique and not (self.traits.has_gate and self.traits.token_choice):
+        if unique and not self.can_disable_experts:
             raise ValueError(f"{name} cannot disable experts ({len(unique)} asked): only token-choice routers "
                              "with a gate choose by scores that can exclude an expert")
         outside = [e for e in unique if not 0 <= e < self.n_experts]

@@ -45,6 +45,10 @@ class HashGateRouter(Router):
     def affinities(self, x_TD: torch.Tensor) -> torch.Tensor:
         return normalised(AFFINITY_SCORES[self.scoring_func](self.logits(x_TD)))
 
+    @property
+    def can_disable_experts(self) -> bool:
+        return False  # the table, not the scores, chooses
+
     def disable_experts(self, experts: list[int]) -> None:
         """Only [] (nothing to undo): the table, not the scores, chooses, so no expert can be left out."""
         if experts:
