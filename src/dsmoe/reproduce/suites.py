@@ -130,6 +130,31 @@ def balancing(scale: Scale) -> list[Variant]:
     ]
 
 
+# the loss-free bias's update speed in the routing suite: 10x DeepSeek-V3's 0.001 (Sec. 2.1.2), which the balancing
+# suite shows cannot move the bias far enough in a tiny-scale run's 150 steps
+ROUTING_BIAS_SPEED = 0.01
+
+
+def routing(scale: Scale) -> list[Variant]:
+    """How the router scores and balances, one layout (1 shared + 7 of 63 of width F/4): DeepSeekMoE's softmax with
+    the expert-level loss, DeepSeek-V3's sigmoid with the loss-free bias (Sec. 2.1.2), DeepSeek-V4's sqrt(softplus)
+    with it, the same with the first MoE layer routed by a token-id table (n_hash_layers), and BASE layers'
+    Sinkhorn-balanced assignment (Lewis et al. 2021)."""
+    layout = experts(1, 63, 7, scale.expert_width // 4)
+    biased = dict(aux_loss_alpha=0.0, bias_update_speed=ROUTING_BIAS_SPEED, norm_topk_prob=True)
+    return [
+        Variant("softmax_aux", "softmax + expert-level loss", {**layout, **AUX}, "DeepSeekMoE: alpha_1 = 0.01"),
+        Variant("sigmoid_bias", "sigmoid + loss-free bias (V3)", {**layout, "router": "sigmoid_topk", **biased},
+                f"DeepSeek-V3's scores and bias, gamma = {ROUTING_BIAS_SPEED}"),
+        Variant("sqrtsoftplus_bias", "sqrt-softplus + loss-free bias (V4)",
+                {**layout, "router": "sqrtsoftplus_topk", **biased},
+                f"DeepSeek-V4's scores, the same bias, gamma = {ROUTING_BIAS_SPEED}"),
+        Variant("v4_hash_first", "V4 with a hash-routed first layer",
+                {**layout, "router": "sqrtsoftplus_topk", **biased, "n_hash_layers": 1},
+                "the first MoE layer's experts chosen by a token-id table, weighted by the gate"),
+    ]
+
+
 def placement(scale: Scale) -> list[Variant]:
     """Hybrid models: which layers are MoE (the dense ones activate the same 2F)."""
     f, n = scale.expert_width, scale.model["n_layers"]
@@ -165,6 +190,9 @@ SUITES = {suite.name: suite for suite in [
           "validation loss and MaxVio", balancing),
     Suite("placement", "Hybrid models: where the MoE layers go", "(no paper numbers)", "validation loss",
           placement),
+    Suite("routing", "Routing: softmax + loss, V3's sigmoid + bias, V4's sqrt-softplus + bias and hash layer",
+          "DeepSeekMoE Sec. 3.3; DeepSeek-V3 Sec. 2.1.2; DeepSeek-V4 (transformers' deepseek_v4) (no numbers "
+          "given here)", "validation loss and MaxVio", routing),
 ]}
 
 
