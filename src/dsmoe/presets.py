@@ -2,6 +2,12 @@
 
 Paper presets follow DeepSeekMoE (Dai et al. 2024) Sec. 4.1 (2B), Sec. 5.1 (16B), Sec. 7.1 (145B) and
 Appendix A. Expert widths are 0.25 (2B, 16B) and 0.125 (145B) of a standard FFN of 2.75 * hidden.
+The 145B model keeps a dense first layer (Sec. 7.1: as in the 16B model, every FFN but the first layer's is a MoE
+layer) whose width the paper does not give; paper-145b gives it the standard FFN's 11264 (= 8 x 1408), which counts
+144.48B total / 22.06B activated against the paper's "approximately 144.6B" / "around 22.2B" (Sec. 7.1). The
+0.14B gap is one more 11264-wide SwiGLU (3 x 4096 x 11264): a first layer twice the standard width, as the released
+16B's 10944 is about twice its 5632, would close it, but the paper does not say so. The 16B preset's 10944 is the
+released model's config.json.
 
 The DeepSeek-V2 (Sec. 3.1.2), V2-Lite (Appendix B) and V3 (Sec. 4.2) presets are the released models, field by
 field from their Hugging Face config.json (the 128K-context YaRN settings included; they add no parameters),
@@ -47,7 +53,7 @@ _PRESETS: dict[str, dict] = {
                       n_activated_experts=6, first_k_dense_replace=1, aux_loss_alpha=0.001, balance_scope="sequence",
                       init_std=0.006),
     "paper-145b": dict(vocab_size=102400, hidden_size=4096, n_layers=62, n_heads=32, head_dim=128, max_seq_len=4096,
-                       intermediate_size=22528, moe_intermediate_size=1408, n_shared_experts=4,
+                       intermediate_size=11264, moe_intermediate_size=1408, n_shared_experts=4,
                        n_routed_experts=128, n_activated_experts=12, first_k_dense_replace=1, aux_loss_alpha=0.003,
                        device_balance_alpha=0.05, n_devices=4, init_std=0.006),
     "deepseek-v2": dict(_MLA, **_yarn(0.707), vocab_size=102400, hidden_size=5120, n_layers=60, n_heads=128,

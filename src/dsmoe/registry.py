@@ -58,10 +58,12 @@ class RouterTraits:
     slot_based: bool = False  # experts read slots that mix a sequence's tokens: no token-expert pairs to send
     fixed_top_k: int | None = None  # the one n_activated_experts its routing is defined for (Switch: 1, GShard: 2)
     group_score: str | None = None  # group-limited (n_group > 1), groups scored by this rule by default; None: not
-    device_dropping: bool = False  # honours device_capacity_factor (DeepSeek-V2 Sec. 2.2.3)
+    device_dropping: bool = False  # honours device_capacity_factor (DeepSeek-V2 Sec. 2.2.4)
     renormalises: bool = False  # norm_topk_prob's default: its paper renormalises the top-k weights
     importance_load_balance: bool = False  # reads noisy_topk_balance (Shazeer et al. 2017's importance and load)
     scoring_func: str | None = None  # DeepSeek's gate scoring_func: "softmax" (V2), "sigmoid" (V3), "sqrtsoftplus" (V4)
+    sinkhorn_balanced: bool = False  # chooses its training experts by a Sinkhorn plan (reads sinkhorn_max_iterations
+    # and sinkhorn_tol) and, so balanced, adds no expert-level loss (aux_loss_alpha and balance_scope unread)
 
     @property
     def group_limited(self) -> bool:
@@ -109,4 +111,5 @@ ROUTERS = RouterRegistry({
     "hash": ("dsmoe.routers.hash_router:HashRouter", RouterTraits(has_gate=False)),
     "expert_choice": ("dsmoe.routers.expert_choice:ExpertChoiceRouter", RouterTraits(token_choice=False)),
     "soft_moe": ("dsmoe.routers.soft_moe:SoftMoERouter", RouterTraits(token_choice=False, slot_based=True)),
+    "sinkhorn": ("dsmoe.routers.sinkhorn:SinkhornRouter", RouterTraits(sinkhorn_balanced=True)),
 })

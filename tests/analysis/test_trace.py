@@ -21,8 +21,9 @@ def domain_tokens(n_tokens: int) -> dict[str, np.ndarray]:
     return {"a": rng.integers(0, 512, n_tokens).astype(np.int32), "b": rng.integers(0, 512, n_tokens).astype(np.int32)}
 
 
-def test_experts_are_the_routers_own_topk(tmp_path):
-    model, tokens = tiny_model().eval(), domain_tokens(3 * SEQ_LEN + 5)
+@pytest.mark.parametrize("router", ["softmax_topk", "sinkhorn"])  # sinkhorn: in eval, the plain top-k of its softmax
+def test_experts_are_the_routers_own_topk(tmp_path, router):
+    model, tokens = tiny_model(router=router).eval(), domain_tokens(3 * SEQ_LEN + 5)
     trace = record_trace(model, tokens, SEQ_LEN, tmp_path / "trace", batch_size=4)
     assert trace.n_tokens == 6 * SEQ_LEN and list(trace.domains) == [0] * 24 + [1] * 24
     ids_BL = torch.from_numpy(np.asarray(trace.token_ids, dtype=np.int64).reshape(-1, SEQ_LEN))

@@ -57,6 +57,16 @@ INVALID = {
                                         "(softmax_topk, sigmoid_topk, sqrtsoftplus_topk) to weight them, not 'switch'"),
     "hash_layers_negative": (dict(n_hash_layers=-1), "n_hash_layers=-1 must be an integer >= 0"),
     "swiglu_limit_zero": (dict(swiglu_limit=0.0), "swiglu_limit=0.0 must be a number > 0 (or unset)"),
+    "sinkhorn_no_iterations": (dict(router="sinkhorn", sinkhorn_max_iterations=0),
+                               "sinkhorn_max_iterations=0 must be an integer >= 1"),
+    "sinkhorn_zero_tol": (dict(router="sinkhorn", sinkhorn_tol=0.0), "sinkhorn_tol=0.0 must be a number > 0"),
+    "sinkhorn_tol_other_router": (dict(sinkhorn_tol=0.001), "sinkhorn_tol=0.001 has no effect unless the router "
+                                  "balances by Sinkhorn (sinkhorn), not 'softmax_topk'"),
+    "sinkhorn_iterations_other_router": (dict(router="noisy_topk", sinkhorn_max_iterations=10),
+                                         "sinkhorn_max_iterations=10 has no effect unless the router balances by "
+                                         "Sinkhorn (sinkhorn), not 'noisy_topk'"),
+    "soft_moe_normalise_other_router": (dict(soft_moe_normalise=True), "soft_moe_normalise=True needs a slot-based "
+                                        "router (soft_moe), not 'softmax_topk'"),
 }
 
 

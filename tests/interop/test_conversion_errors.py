@@ -121,6 +121,8 @@ def small_model(**changes) -> DeepSeekMoEForCausalLM:
     (dict(n_shared_experts=0, moe_layer_indices=[1]), "mixtral", r"moe_layers=\[1\] \(would load back as \[0, 1\]\)"),
     (dict(n_shared_experts=0, qk_norm="head", router="noisy_topk"), "qwen3_moe",
      r"router='noisy_topk' \(would load back as 'softmax_topk'\)"),
+    (dict(n_shared_experts=0, router="sinkhorn"), "mixtral",
+     r"router='sinkhorn' \(would load back as 'softmax_topk'\)"),
     (dict(**MLA, router="sigmoid_topk"), "deepseek_v2", r"router='sigmoid_topk' \(would load back as 'softmax_topk'\)"),
     (dict(**MLA, n_mtp_modules=1), "deepseek_v2", r"n_mtp_modules=1 \(would load back as 0"),
     (dict(**MLA, n_group=2, group_score="top2_sum"), "deepseek_v2",

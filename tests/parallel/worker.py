@@ -42,6 +42,7 @@ ROUTINGS = {  # the model variants every layout runs
                                         topk_group=1, comm_balance_alpha=0.01),
     "global_batch_mtp": dict(router="softmax_topk", aux_loss_alpha=0.01, balance_scope="global_batch",
                              n_mtp_modules=1),
+    "sinkhorn": dict(router="sinkhorn", z_loss_coef=0.001),  # each rank's micro-batch is balanced, as alone
 }
 LAYOUTS = {2: [(2, 1)], 4: [(4, 1), (2, 2)]}
 TRAIN = TrainConfig(lr=1.08e-3, weight_decay=0.1)  # DeepSeekMoE's peak lr at 2B (Sec. 4.1.2)

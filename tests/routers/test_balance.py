@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dsmoe.routers.balance import (choice_counts, communication_balance_loss, device_balance_loss, expert_balance_loss,
-                                   sequence_balance_loss, z_loss)
+from dsmoe import ModelConfig
+from dsmoe.routers.balance import (balance_losses, choice_counts, communication_balance_loss, device_balance_loss,
+                                   expert_balance_loss, scoped, z_loss)
 
 ALPHA = 0.01
 
@@ -72,7 +73,8 @@ def test_sequence_balance_loss_is_mean_of_per_sequence_losses():
     _, probs_TE, expert_indices_TK = random_routing(batch * seq_len, 8, 2, seed=1)
     per_sequence = [plain_expert_loss(probs_TE[b * seq_len:(b + 1) * seq_len],
                                       expert_indices_TK[b * seq_len:(b + 1) * seq_len], ALPHA) for b in range(batch)]
-    loss = sequence_balance_loss(probs_TE, expert_indices_TK, ALPHA, batch)
+    probs_BLE, expert_indices_BLK = scoped(probs_TE, batch), scoped(expert_indices_TK, batch)
+    loss = expert_balance_loss(probs_BLE, choice_counts(expert_indices_BLK, 8), ALPHA)
     assert loss.item() == pytest.approx(sum(per_sequence) / batch, rel=1e-5)
 
 
@@ -83,7 +85,8 @@ def test_sequence_balance_loss_matches_deepseek_reference():
     ce = torch.zeros(batch, n_experts)
     ce.scatter_add_(1, topk_idx.view(batch, -1), torch.ones(batch, seq_len * top_k)).div_(seq_len * top_k / n_experts)
     reference = (ce * scores.view(batch, seq_len, -1).mean(1)).sum(1).mean() * ALPHA
-    torch.testing.assert_close(sequence_balance_loss(scores, topk_idx, ALPHA, batch), reference)
+    loss = expert_balance_loss(scoped(scores, batch), choice_counts(scoped(topk_idx, batch), n_experts), ALPHA)
+    torch.testing.assert_close(loss, reference)
 
 
 def test_expert_balance_loss_matches_deepseek_reference():
@@ -107,10 +110,9 @@ def test_transformers_load_balancing_loss_is_top_k_times_ours(top_k):
     torch.testing.assert_close(theirs, top_k * ours / ALPHA)
 
 
-def test_device_balance_loss_matches_plain_loop():
-    """DeepSeekMoE Eq. 15-17: f'_d = mean of f_i over group d, P'_d = sum of P_i over group d."""
-    n_tokens, n_experts, top_k, n_devices = 30, 8, 2, 4
-    _, probs_TE, expert_indices_TK = random_routing(n_tokens, n_experts, top_k, seed=5)
+def plain_device_loss(probs_TE: torch.Tensor, expert_indices_TK: torch.Tensor, n_devices: int) -> float:
+    """DeepSeekMoE Eq. 15-17 with loops: f'_d = mean of f_i over group d, P'_d = sum of P_i over group d."""
+    (n_tokens, n_experts), top_k = probs_TE.shape, expert_indices_TK.shape[1]
     chosen, probs = expert_indices_TK.tolist(), probs_TE.tolist()
     f = [n_experts / (top_k * n_tokens) * sum(row.count(i) for row in chosen) for i in range(n_experts)]
     p = [sum(probs[t][i] for t in range(n_tokens)) / n_tokens for i in range(n_experts)]
@@ -119,8 +121,13 @@ def test_device_balance_loss_matches_plain_loop():
     for d in range(n_devices):
         group = range(d * per_device, (d + 1) * per_device)
         expected += sum(f[i] for i in group) / per_device * sum(p[i] for i in group)
-    loss = device_balance_loss(probs_TE, choice_counts(expert_indices_TK, n_experts), ALPHA, n_devices)
-    assert loss.item() == pytest.approx(ALPHA * expected, rel=1e-5)
+    return ALPHA * expected
+
+
+def test_device_balance_loss_matches_plain_loop():
+    _, probs_TE, expert_indices_TK = random_routing(30, 8, 2, seed=5)
+    loss = device_balance_loss(probs_TE, choice_counts(expert_indices_TK, 8), ALPHA, 4)
+    assert loss.item() == pytest.approx(plain_device_loss(probs_TE, expert_indices_TK, 4), rel=1e-5)
 
 
 def test_z_loss_matches_manual_logsumexp():
@@ -181,3 +188,48 @@ def test_comm_balance_loss_matches_plain_loop():
     _, probs_TE, expert_indices_TK = random_routing(20, 8, 3, seed=7)
     loss = communication_balance_loss(probs_TE, expert_indices_TK, ALPHA, n_devices=4, device_limit=2)
     assert loss.item() == pytest.approx(plain_comm_loss(probs_TE, expert_indices_TK, 4, 2), rel=1e-5)
+
+
+def scope_losses(balance_scope: str, counted_TK: torch.Tensor, probs_TE: torch.Tensor, batch: int,
+                 **changes) -> dict[str, torch.Tensor]:
+    """balance_losses of 8 experts on D = 4 devices (= groups, M = 2) with every loss at ALPHA."""
+    config = ModelConfig(n_routed_experts=8, n_activated_experts=counted_TK.shape[1], n_group=4, topk_group=2,
+                         n_devices=4, aux_loss_alpha=ALPHA, device_balance_alpha=ALPHA, comm_balance_alpha=ALPHA,
+                         balance_scope=balance_scope, **changes)
+    return balance_losses(config, probs_TE, counted_TK, choice_counts(counted_TK, 8), probs_TE.log(), batch, None)
+
+
+def per_sequence_mean(loss, probs_TE: torch.Tensor, counted_TK: torch.Tensor, batch: int, *args) -> float:
+    seq_len = len(probs_TE) // batch
+    return sum(loss(probs_TE[b * seq_len:(b + 1) * seq_len], counted_TK[b * seq_len:(b + 1) * seq_len], *args)
+               for b in range(batch)) / batch
+
+
+def test_sequence_scope_makes_the_device_and_communication_losses_per_sequence_too():
+    """DeepSeek-V2 Sec. 2.2.3: T is a sequence's tokens in all three losses, each averaged over the sequences."""
+    batch = 3
+    _, probs_TE, counted_TK = random_routing(batch * 10, 8, 2, seed=8)
+    losses = scope_losses("sequence", counted_TK, probs_TE, batch)
+    assert losses["seq_balance"].item() == pytest.approx(
+        per_sequence_mean(plain_expert_loss, probs_TE, counted_TK, batch, ALPHA), rel=1e-5)
+    assert losses["device_balance"].item() == pytest.approx(
+        per_sequence_mean(plain_device_loss, probs_TE, counted_TK, batch, 4), rel=1e-5)
+    assert losses["comm_balance"].item() == pytest.approx(
+        per_sequence_mean(plain_comm_loss, probs_TE, counted_TK, batch, 4, 2), rel=1e-5)
+    whole = scope_losses("micro_batch", counted_TK, probs_TE, batch)
+    assert whole["device_balance"].item() == pytest.approx(plain_device_loss(probs_TE, counted_TK, 4), rel=1e-5)
+    assert whole["comm_balance"].item() == pytest.approx(plain_comm_loss(probs_TE, counted_TK, 4, 2), rel=1e-5)
+    assert whole["device_balance"].item() != pytest.approx(losses["device_balance"].item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("count", ["chosen", "unbiased_topk"])
+def test_sequence_loss_counts_the_chosen_experts_or_the_unbiased_top_k(count):
+    """seq_balance_count="chosen": the experts routed to (here each token's two least likely, as a bias or a group
+    limit could choose); "unbiased_topk": DeepSeek-V3 Eq. 18's 1(s_{i,t} in TopK(s_t, K')) of the affinities."""
+    batch = 2
+    _, probs_TE, top_TK = random_routing(batch * 12, 8, 2, seed=9)
+    chosen_TK = (-probs_TE).topk(2, dim=-1).indices
+    counted_TK = {"chosen": chosen_TK, "unbiased_topk": top_TK}[count]
+    loss = scope_losses("sequence", chosen_TK, probs_TE, batch, seq_balance_count=count)["seq_balance"]
+    assert loss.item() == pytest.approx(per_sequence_mean(plain_expert_loss, probs_TE, counted_TK, batch, ALPHA),
+                                        rel=1e-5)

@@ -1,4 +1,4 @@
-"""Device-level token dropping (DeepSeek-V2 Sec. 2.2.3) against hand-computed cases and a plain loop."""
+"""Device-level token dropping (DeepSeek-V2 Sec. 2.2.4) against hand-computed cases and a plain loop."""
 
 import pytest
 import torch

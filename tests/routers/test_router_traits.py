@@ -13,7 +13,7 @@ from dsmoe.routers import Router
 
 SRC = Path(dsmoe.__file__).parent
 BUILT_IN = ("softmax_topk", "sigmoid_topk", "sqrtsoftplus_topk", "noisy_topk", "switch", "gshard", "hash",
-            "expert_choice", "soft_moe")
+            "expert_choice", "soft_moe", "sinkhorn")
 MAY_NAME_ROUTERS = (  # where a built-in router's name may be written as a string in code, and why
     "routers/",  # each router's own file, which looks up its traits under its registered name
     "registry.py",  # the table of names and their traits

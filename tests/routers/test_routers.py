@@ -252,6 +252,30 @@ def test_soft_moe_combine_sums_to_one_over_slots():
     torch.testing.assert_close(routing.combine_BLX.sum(dim=2), torch.ones(BATCH, SEQ_LEN))
 
 
+def test_soft_moe_normalised_logits_are_scaled_cosines():
+    """soft_moe_normalise (Puigcerver et al. 2023 Sec. 2.3): logit(t, slot) = scale * cos(x_t, phi_slot), scale a
+    learned scalar starting at 1, so rescaling the tokens changes nothing."""
+    router = build_router("soft_moe", soft_moe_normalise=True)
+    assert router.scale.item() == 1.0
+    with torch.no_grad():
+        router.scale.fill_(3.0)
+    x_TD, _ = batch()
+    expected = 3.0 * torch.nn.functional.cosine_similarity(x_TD[:, None], router.weight.detach()[None], dim=-1)
+    torch.testing.assert_close(router.logits(x_TD), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(route(router, 10 * x_TD).dispatch_BLX, route(router, x_TD).dispatch_BLX)
+    route(router).combine_BLX.square().sum().backward()
+    assert router.scale.grad is not None and router.scale.grad.item() != 0
+
+
+def test_noisy_topk_starts_with_zero_gate_and_noise_weights():
+    """Shazeer et al. 2017 App. A: W_g = W_noise = 0, "no signal and some uniformly-distributed noise", whatever
+    init_std; so at the start every expert is equally likely and only the training noise chooses."""
+    router = build_router("noisy_topk")
+    assert not router.weight.any() and not router.noise_weight.any()
+    first, second = route(router.train()), route(router.train())
+    assert not torch.equal(first.expert_index_S, second.expert_index_S)
+
+
 def test_noisy_topk_is_deterministic_in_eval():
     """In eval mode no noise is drawn: two calls give the same routing."""
     router = build_router("noisy_topk").eval()

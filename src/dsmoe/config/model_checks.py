@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the config imports this module: the ground floor imports no
 YARN_FIELDS = ("rope_scaling_factor", "rope_original_max_position_embeddings", "rope_beta_fast", "rope_beta_slow",
                "rope_mscale", "rope_mscale_all_dim")  # used only when rope_scaling_type="yarn"
 BALANCE_SCOPES = ("micro_batch", "sequence", "global_batch")  # the tokens whose counts give f_i (see ModelConfig)
+SEQ_BALANCE_COUNTS = ("chosen", "unbiased_topk")  # what f_i counts in the sequence-wise loss (see ModelConfig)
 GROUP_SCORES = ("max", "top2_sum", "topk_sum")  # how a group-limited router scores a group (see ModelConfig)
 
 FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-field rules follow
@@ -51,11 +52,12 @@ FIELD_RULES = dict(  # one rule per field, in ModelConfig's order; the cross-fie
     router=choice(ROUTERS), n_hash_layers=COUNT, norm_topk_prob=optional(FLAG), routed_scaling_factor=POSITIVE,
     n_group=POSITIVE_INT, topk_group=POSITIVE_INT, group_score=optional(choice(GROUP_SCORES)),
     device_capacity_factor=optional(POSITIVE),
-    never_drop_share=Rule("number", "[0, 1]"), capacity_factor=POSITIVE,
+    never_drop_share=Rule("number", "[0, 1]"), capacity_factor=POSITIVE, sinkhorn_max_iterations=POSITIVE_INT,
+    sinkhorn_tol=POSITIVE, soft_moe_normalise=FLAG,
     expert_kernel=choice(("auto", "grouped_mm", "loop")),
     # balance losses
     aux_loss_alpha=NON_NEGATIVE, device_balance_alpha=NON_NEGATIVE, comm_balance_alpha=NON_NEGATIVE,
-    n_devices=POSITIVE_INT, balance_scope=choice(BALANCE_SCOPES),
+    n_devices=POSITIVE_INT, balance_scope=choice(BALANCE_SCOPES), seq_balance_count=choice(SEQ_BALANCE_COUNTS),
     noisy_topk_balance=choice(("importance_load", "expert_level")), importance_loss_weight=NON_NEGATIVE,
     load_loss_weight=NON_NEGATIVE, z_loss_coef=NON_NEGATIVE, bias_update_speed=NON_NEGATIVE,
     # multi-token prediction, embeddings and initialisation
@@ -159,6 +161,19 @@ def _check_groups(cfg: "ModelConfig") -> None:
               f"dropping ({_routers_that(lambda t: t.device_dropping)}), not {cfg.router!r}")
 
 
+def _check_router_options(cfg: "ModelConfig") -> None:
+    """A router's own fields, changed from their defaults, need a router that reads them."""
+    traits = ROUTERS.traits(cfg.router)
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    for name in ("sinkhorn_max_iterations", "sinkhorn_tol"):
+        if getattr(cfg, name) != defaults[name] and not traits.sinkhorn_balanced:
+            _fail(name, getattr(cfg, name), f"has no effect unless the router balances by Sinkhorn "
+                  f"({_routers_that(lambda t: t.sinkhorn_balanced)}), not {cfg.router!r}")
+    if cfg.soft_moe_normalise and not traits.slot_based:
+        _fail("soft_moe_normalise", True, f"needs a slot-based router ({_routers_that(lambda t: t.slot_based)}), "
+              f"not {cfg.router!r}")
+
+
 def _check_layers(cfg: "ModelConfig") -> None:
     if cfg.first_k_dense_replace > cfg.n_layers:
         _fail("first_k_dense_replace", cfg.first_k_dense_replace, f"exceeds n_layers={cfg.n_layers}")
@@ -187,6 +202,11 @@ def _check_balance(cfg: "ModelConfig") -> None:
     if cfg.comm_balance_alpha > 0 and not cfg.n_group == cfg.n_devices > 1:
         _fail("comm_balance_alpha", cfg.comm_balance_alpha, "needs n_group = n_devices > 1 (the groups are the "
               f"devices a token is sent to), not n_group={cfg.n_group}, n_devices={cfg.n_devices}")
+    if cfg.seq_balance_count != "chosen" and cfg.balance_scope != "sequence":
+        _fail("seq_balance_count", cfg.seq_balance_count, "has no effect unless balance_scope='sequence'")
+    if ROUTERS.traits(cfg.router).sinkhorn_balanced and cfg.balance_scope != "micro_batch":
+        _fail("balance_scope", cfg.balance_scope, f"must be 'micro_batch' with router={cfg.router!r} (its Sinkhorn "
+              "assignment is balanced without the expert-level loss, so no scope of that loss is read)")
     reads_it = ROUTERS.traits(cfg.router).importance_load_balance
     if not reads_it or cfg.noisy_topk_balance != "importance_load" or cfg.n_routed_experts == 0:
         return
@@ -204,6 +224,7 @@ def validate(cfg: "ModelConfig") -> None:
     _check_attention(cfg)
     _check_rope(cfg)
     _check_experts(cfg)
+    _check_router_options(cfg)
     _check_layers(cfg)
     _check_hash_layers(cfg)
     _check_balance(cfg)

@@ -112,18 +112,20 @@ class ModelConfig:
 
     Routing
         router: name of the router in `dsmoe.routers.ROUTERS` (softmax_topk, sigmoid_topk, sqrtsoftplus_topk,
-            noisy_topk, switch, gshard, hash, expert_choice, soft_moe). Default "softmax_topk".
+            noisy_topk, switch, gshard, hash, expert_choice, soft_moe, sinkhorn). Default "softmax_topk".
         n_hash_layers: the first n MoE layers route by a frozen token-id -> experts table, the learned gate (with
-            the scoring function of `router`) weighting the K experts the table gives (DeepSeek-V4 Sec. 2.1's hash
-            layers, dsmoe.routers.hash_gate: a seeded table, balanced over the vocabulary, saved with the model).
-            Routers with a scoring function only (softmax_topk, sigmoid_topk, sqrtsoftplus_topk); these layers
-            neither group-limit, drop, bias nor add a balance loss. Default 0.
+            the scoring function of `router`) weighting the K experts the table gives (DeepSeek-V4's hash layers, as
+            transformers' DeepseekV4HashRouter computes them; dsmoe.routers.hash_gate: a seeded table, balanced over
+            the vocabulary, saved with the model). Routers with a scoring function only (softmax_topk,
+            sigmoid_topk, sqrtsoftplus_topk); these layers neither group-limit, drop, bias nor add a balance loss.
+            Default 0.
         norm_topk_prob: renormalise the top-k combine weights to sum to 1. Default None: the router's paper's
             choice (its RouterTraits.renormalises), True for sigmoid_topk and sqrtsoftplus_topk (DeepSeek-V3 Eq. 13
             divides the chosen scores by their sum; V4 does the same), False for softmax_topk (DeepSeekMoE Eq. 3-5
-            and DeepSeek-V2 gate with the softmax scores as they are) and for noisy_topk, switch, gshard, hash,
-            expert_choice and soft_moe, which do not read it (each weights its experts as its own paper does).
-            Mixtral's softmax over the top-k logits is softmax_topk with norm_topk_prob=True (the two are equal).
+            and DeepSeek-V2 gate with the softmax scores as they are) and for sinkhorn (Megatron-Core gates with the
+            scores as they are), and for noisy_topk, switch, gshard, hash, expert_choice and soft_moe, which do not
+            read it (each weights its experts as its own paper does). Mixtral's softmax over the top-k logits is
+            softmax_topk with norm_topk_prob=True (the two are equal).
         routed_scaling_factor: multiplies the routed combine weights, after any renormalisation
             (DeepSeek-V3: 2.5; DeepSeek-V2: 16.0 without renormalisation). Default 1.0.
         n_group: expert groups for group-/device-limited routing (DeepSeek-V2 Sec. 2.2.2,
@@ -138,26 +140,40 @@ class ModelConfig:
             sum of the highest K_r/M affinity scores of the experts distributed on each node"). Only with
             n_group > 1. Default None: the router's own rule (its RouterTraits.group_score), "max" for
             softmax_topk, "top2_sum" for sigmoid_topk.
-        device_capacity_factor: device-level token dropping in training (DeepSeek-V2 Sec. 2.2.3): each of the
+        device_capacity_factor: device-level token dropping in training (DeepSeek-V2 Sec. 2.2.4): each of the
             n_devices groups of consecutive experts keeps at most ceil(device_capacity_factor * T * K' /
             n_devices) of the T * K' token-expert pairs of a forward (its average budget times the factor; the
             paper uses 1.0), dropping its lowest-affinity pairs beyond that; evaluation never drops. Dropped
             pairs are counted in RouterStats.dropped_tokens. Routers with RouterTraits.device_dropping only
             (softmax_topk, sigmoid_topk). Default None (off).
         never_drop_share: the share of training sequences whose pairs are never dropped by device_capacity_factor
-            (DeepSeek-V2 Sec. 2.2.3: "approximately 10%"). A sequence is protected when a fixed random hash of
+            (DeepSeek-V2 Sec. 2.2.4: "approximately 10%"). A sequence is protected when a fixed random hash of
             its token ids, mapped to [0, 1), is below this share: the same sequences in every layer and every
             run, about this share of all of them. Default 0.1.
         capacity_factor: expert capacity multiplier for the capacity routers (switch, gshard,
             expert_choice): capacity = ceil(capacity_factor * tokens * top_k / n_routed_experts).
             Default 1.0.
+        sinkhorn_max_iterations: the most Sinkhorn iterations the sinkhorn router runs per training forward to
+            balance its assignment (BASE layers, Lewis et al. 2021, as Megatron-Core's sinkhorn: rows of
+            exp(logits) scaled to sum to 1/T, columns to 1/E); it stops earlier once converged (sinkhorn_tol).
+            Megatron-Core has no such cap, but on skewed logits the column scalings grow into the thousands, where
+            fp32 cannot resolve an absolute change of 1e-4, and its loop may never end. Routers with
+            RouterTraits.sinkhorn_balanced only. Default 100.
+        sinkhorn_tol: the sinkhorn router's iterations stop once the mean absolute change of the column scaling
+            falls to this (Megatron-Core's tol). Default 0.0001.
+        soft_moe_normalise: Soft MoE's normalisation (Puigcerver et al. 2023 Sec. 2.3): the logits are
+            l2_normalize(X) times scale * l2_normalize(Phi), each token and each slot's parameters scaled to unit
+            norm over the hidden width, scale a learned scalar (initialised to 1), which keeps the softmaxes from
+            becoming one-hot as hidden_size grows. Slot-based routers (soft_moe) only. Default False.
         expert_kernel: how the routed experts compute their pairs (dispatch is the token movement, this the
             math): "grouped_mm" (the fused op over pairs sorted by expert, torch._grouped_mm), "loop" (a plain loop
             over experts, the reference) or "auto" (grouped_mm where the op and the shapes allow it). Configs
             written before it was renamed name it `dispatch`; they load with a note. Default "auto".
 
     Balance losses (returned by forward, never stored)
-        aux_loss_alpha: alpha_1 of the expert-level balance loss (DeepSeekMoE Eq. 12-14). Default 0.01.
+        aux_loss_alpha: alpha_1 of the expert-level balance loss (DeepSeekMoE Eq. 12-14); not read by sinkhorn,
+            whose assignment is balanced without it (Megatron-Core refuses an aux loss with Sinkhorn routing).
+            Default 0.01.
         device_balance_alpha: alpha_2 of the device-level balance loss (DeepSeekMoE Eq. 15-17).
             Default 0.0 (off).
         comm_balance_alpha: alpha_3 of the communication balance loss (DeepSeek-V2 Sec. 2.2.3): the
@@ -167,9 +183,15 @@ class ModelConfig:
             device-level loss (D in DeepSeekMoE Eq. 15). Default 1.
         balance_scope: the tokens whose counts give f_i in the expert-level loss: "micro_batch" (those of one
             forward), "sequence" (each sequence's own, the loss averaged over sequences: DeepSeekMoE-16B's
-            seq_aux, DeepSeek-V3 Eq. 17-20; reported as "seq_balance") or "global_batch" (every micro-batch of
-            the optimizer step, counted by a no-grad pre-pass before any backward: Qiu et al. 2025,
-            dsmoe.routers.global_balance). Default "micro_batch".
+            seq_aux, DeepSeek-V3 Eq. 17-20; reported as "seq_balance"; the device-level and communication losses
+            are then per sequence too, as DeepSeek-V2 Sec. 2.2.3 defines all three over "the number of tokens in
+            a sequence") or "global_batch" (every micro-batch of the optimizer step, counted by a no-grad pre-pass
+            before any backward: Qiu et al. 2025, dsmoe.routers.global_balance; the expert-level loss only, the
+            one that paper defines over the global batch). Default "micro_batch".
+        seq_balance_count: what f_i counts in the sequence-wise loss (balance_scope="sequence"): "chosen" (the
+            experts each token was routed to, after any bias and group limit, as DeepSeek's code counts its
+            topk_idx) or "unbiased_topk" (DeepSeek-V3 Eq. 18 as written: 1(s_{i,t} in TopK({s_{j,t}}, K_r)), the
+            top-K of the unbiased affinities over all experts). Default "chosen".
         noisy_topk_balance: the noisy_topk router's balance losses: "importance_load" (Shazeer et al. 2017
             Sec. 4 and Appendix A: w_importance * CV(Importance)^2 and w_load * CV(Load)^2, reported as
             "importance" and "load") or "expert_level" (the aux_loss_alpha loss above). Default "importance_load".
@@ -244,12 +266,16 @@ class ModelConfig:
     device_capacity_factor: float | None = None
     never_drop_share: float = 0.1
     capacity_factor: float = 1.0
+    sinkhorn_max_iterations: int = 100
+    sinkhorn_tol: float = 0.0001
+    soft_moe_normalise: bool = False
     expert_kernel: str = "auto"
     aux_loss_alpha: float = 0.01
     device_balance_alpha: float = 0.0
     comm_balance_alpha: float = 0.0
     n_devices: int = 1
     balance_scope: str = "micro_batch"
+    seq_balance_count: str = "chosen"
     noisy_topk_balance: str = "importance_load"
     importance_loss_weight: float = 0.1
     load_loss_weight: float = 0.1

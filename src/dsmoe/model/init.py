@@ -1,14 +1,15 @@
 """The one weight initialisation of dsmoe models.
 
-| parameter                                         | init              |
-|---------------------------------------------------|-------------------|
-| embeddings, attention and FFN projections          | N(0, init_std)    |
-| Linear biases (attention_bias, o_proj_bias)        | 0                 |
-| stacked routed-expert weights, router gate weights | N(0, init_std)    |
-| noisy_topk noise weights                           | 0 (no noise at start, as Shazeer et al. 2017) |
-| RMSNorm weights                                    | 1                 |
-| sigmoid_topk and sqrtsoftplus_topk expert bias (a buffer) | 0         |
-| hash layers' token-id table tid2eid (a buffer)     | balanced, seeded by its layer (routers/hash_gate.py) |
+| parameter                                                 | init                                                 |
+|-----------------------------------------------------------|------------------------------------------------------|
+| embeddings, attention and FFN projections                 | N(0, init_std)                                       |
+| Linear biases (attention_bias, o_proj_bias)               | 0                                                    |
+| stacked routed-expert weights, router gate weights        | N(0, init_std)                                       |
+| noisy_topk gate and noise weights W_g, W_noise            | 0 (equal loads at start: Shazeer et al. 2017 App. A) |
+| soft_moe_normalise's logit scale                          | 1                                                    |
+| RMSNorm weights                                           | 1                                                    |
+| sigmoid_topk and sqrtsoftplus_topk expert bias (a buffer) | 0                                                    |
+| hash layers' token-id table tid2eid (a buffer)            | balanced, seeded by its layer (routers/hash_gate.py) |
 
 Each router's rows are its own `init_weights` method (a router with new state extends it in its own file).
 """

@@ -1,4 +1,4 @@
-"""Device-level token dropping (DeepSeek-V2 Sec. 2.2.3): in training, every device keeps at most its average
+"""Device-level token dropping (DeepSeek-V2 Sec. 2.2.4): in training, every device keeps at most its average
 computational budget of token-expert pairs (times device_capacity_factor) and drops its lowest-affinity pairs
 beyond it, except the pairs of the never-dropped sequences. Devices are the config's n_devices groups of
 consecutive experts, as for the device-level balance loss."""

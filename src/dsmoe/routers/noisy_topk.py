@@ -27,8 +27,10 @@ class NoisyTopKRouter(Router):
 
     @torch.no_grad()
     def init_weights(self, std: float) -> None:
-        super().init_weights(std)
-        nn.init.zeros_(self.noise_weight)  # W_noise = 0 as Shazeer et al. 2017 (noise std Softplus(0) = ln 2)
+        """W_g = W_noise = 0, not N(0, std): "no signal and some uniformly-distributed noise", so every expert
+        starts with the same expected load (Shazeer et al. 2017 App. A; the noise std is Softplus(0) = ln 2)."""
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.noise_weight)
 
     def forward(self, x_TD: torch.Tensor, token_ids_T: torch.Tensor, batch_size: int) -> Routing:
         clean_TE = logits_TE = self.logits(x_TD)
