@@ -152,6 +152,8 @@ def routing(scale: Scale) -> list[Variant]:
         Variant("v4_hash_first", "V4 with a hash-routed first layer",
                 {**layout, "router": "sqrtsoftplus_topk", **biased, "n_hash_layers": 1},
                 "the first MoE layer's experts chosen by a token-id table, weighted by the gate"),
+        Variant("sinkhorn", "Sinkhorn-balanced (BASE layers)", {**layout, "router": "sinkhorn", "aux_loss_alpha": 0.0},
+                "top-k of a Sinkhorn-balanced plan in training, no balance loss (Megatron-Core's sinkhorn)"),
     ]
 
 
@@ -190,9 +192,9 @@ SUITES = {suite.name: suite for suite in [
           "validation loss and MaxVio", balancing),
     Suite("placement", "Hybrid models: where the MoE layers go", "(no paper numbers)", "validation loss",
           placement),
-    Suite("routing", "Routing: softmax + loss, V3's sigmoid + bias, V4's sqrt-softplus + bias and hash layer",
-          "DeepSeekMoE Sec. 3.3; DeepSeek-V3 Sec. 2.1.2; DeepSeek-V4 (transformers' deepseek_v4) (no numbers "
-          "given here)", "validation loss and MaxVio", routing),
+    Suite("routing", "Routing: softmax + loss, V3's sigmoid + bias, V4's sqrt-softplus + bias and hash layer, "
+          "Sinkhorn", "DeepSeekMoE Sec. 3.3; DeepSeek-V3 Sec. 2.1.2; DeepSeek-V4 (transformers' deepseek_v4); Lewis "
+          "et al. 2021 (no numbers given here)", "validation loss and MaxVio", routing),
 ]}
 
 
