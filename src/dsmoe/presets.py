@@ -1,7 +1,10 @@
 """Named model configurations: the papers' models and small baselines at matched parameters.
 
 Paper presets follow DeepSeekMoE (Dai et al. 2024) Sec. 4.1 (2B), Sec. 5.1 (16B), Sec. 7.1 (145B) and
-Appendix A. Expert widths are 0.25 (2B, 16B) and 0.125 (145B) of a standard FFN of 2.75 * hidden.
+Appendix A. Expert widths are 0.25 (2B, 16B) and 0.125 (145B) of a standard FFN: 8/3 * hidden for 2B, the width
+the paper's 2B tables count (a standard FFN of 8 * 1280^2 parameters: Table 2's 1.89B of expert parameters, and
+Table 1-2's FLOPs per 2K tokens 2.9T, 4.3T, 5.8T and 24.6T, come out at F = 3,412 = 4 x 853), and 2.75 * hidden for
+16B (the released model's experts) and 145B.
 The 145B model keeps a dense first layer (Sec. 7.1: as in the 16B model, every FFN but the first layer's is a MoE
 layer) whose width the paper does not give; paper-145b gives it the standard FFN's 11264 (= 8 x 1408), which counts
 144.48B total / 22.06B activated against the paper's "approximately 144.6B" / "around 22.2B" (Sec. 7.1). The
@@ -46,7 +49,7 @@ _PRESETS: dict[str, dict] = {
                  moe_intermediate_size=128, n_shared_experts=1, n_routed_experts=16, n_activated_experts=3,
                  first_k_dense_replace=1, aux_loss_alpha=0.01),
     "paper-2b": dict(vocab_size=8192, hidden_size=1280, n_layers=9, n_heads=10, head_dim=128, max_seq_len=2048,
-                     intermediate_size=3520, moe_intermediate_size=880, n_shared_experts=1, n_routed_experts=63,
+                     intermediate_size=3412, moe_intermediate_size=853, n_shared_experts=1, n_routed_experts=63,
                      n_activated_experts=7, aux_loss_alpha=0.01, init_std=0.006),
     "paper-16b": dict(vocab_size=102400, hidden_size=2048, n_layers=28, n_heads=16, head_dim=128, max_seq_len=4096,
                       intermediate_size=10944, moe_intermediate_size=1408, n_shared_experts=2, n_routed_experts=64,

@@ -63,10 +63,10 @@ def table1(scale: Scale) -> list[Variant]:
     """DeepSeekMoE Table 1 as the paper ran it (Sec. 4.1.3, 4.2): Dense, Hash and Switch activate one standard FFN
     (1F), GShard and DeepSeekMoE two (2F: top-2 of width F; 1 shared + 7 routed of width F/4 = 8 x F/4), and every
     MoE holds 16F (16 experts of F; 1 + 63 of F/4 = 64 x F/4). At the paper's 2B size (9 layers, hidden 1280,
-    vocabulary 8,192) with paper-2b's F = 3,520 that is 0.20B parameters for Dense, 2.03B in each MoE, 0.20B
-    activated in Hash and Switch and 0.32B in GShard and DeepSeekMoE: Table 1's 0.2B, 2.0B, 0.2B and 0.3B. Its
-    training FLOPs per 2K tokens, 2.93T and 4.42T, are the paper's 2.9T and 4.3T within 3%, the paper counting a
-    standard FFN as 8 x 1280^2 parameters (F = 3,413); at that width they are 2.88T and 4.33T."""
+    vocabulary 8,192) with paper-2b's F = 3,412 (the paper counts a standard FFN as 8 x 1280^2 parameters) every
+    count rounds to Table 1's 0.2B (Dense; Hash and Switch activated), 2.0B (each MoE) and 0.3B (GShard and
+    DeepSeekMoE activated), and the training FLOPs per 2K tokens, 2.88T and 4.33T, to its 2.9T and 4.3T
+    (tests/reproduce/test_table1.py)."""
     return table1_layouts(scale, width_f=1)
 
 
