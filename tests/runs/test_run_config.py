@@ -9,7 +9,7 @@ from dsmoe.runs import RunConfig
 
 @pytest.mark.parametrize("overrides, message", [
     (["train.lrr=1"], "unknown key train.lrr; did you mean train.lr?"),
-    (["model.n_layer=2"], "unknown key model.n_layer; did you mean model.n_layers?"),
+    (["model.n_layer=2"], "unknown key model.n_layer; did you mean model.n_layers or model.n_hash_layers?"),
     (["optim.lr=1"], "unknown section 'optim'"),
     (["train.lr"], "must look like section.key=value"),
     (["train.schedule='x'"], "train.schedule='x' must be one of cosine, step, constant"),

@@ -22,6 +22,7 @@ SRC = Path(dsmoe.__file__).parent
 DEVICE_SIDE = ("model", "routers", "kernels")
 HOST_BY_DESIGN = {  # device-side code that makes a tensor on the CPU on purpose, and why
     "routers/hash_router.py": "the hash table is drawn on the host from a fixed seed: every device gets the same",
+    "routers/hash_gate.py": "so is the hash layers' token-id table (tid2eid)",
 }
 ROUTER_SETTINGS = {  # what each router needs at the tiny test size
     "switch": {"model.n_activated_experts": 1}, "gshard": {"model.n_activated_experts": 2},
