@@ -27,6 +27,7 @@ FLOORS = [  # bottom first; a package (a directory) or a top-level module of dsm
     ("scale-out", {"parallel"}),
     ("training", {"train"}),
     ("use", {"interop", "analysis"}),
+    ("serving", {"serve"}),
     ("studies", {"reproduce", "demo"}),
     ("commands", {"cli"}),
     ("python -m", {"__main__"}),

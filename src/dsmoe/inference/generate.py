@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from dsmoe.inference.compiled import compiled_decode_step
-from dsmoe.inference.sampling import sample_next
+from dsmoe.inference.sampling import check_sampling, sample_next
 from dsmoe.model.transformer import DeepSeekMoEForCausalLM
 
 PAD_TOKEN_ID = 0  # what fills a short prompt's left padding; never attended to, so any valid id does
@@ -40,12 +40,7 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={self.max_new_tokens} must be >= 1")
-        if not self.temperature >= 0:  # also refuses NaN, which would reach torch.multinomial
-            raise ValueError(f"temperature={self.temperature} must be >= 0 (0 = greedy)")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k={self.top_k} must be >= 1 (or unset)")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p} must be in (0, 1] (or unset)")
+        check_sampling(self.temperature, self.top_k, self.top_p)
 
 
 def left_pad(prompts: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,6 +5,16 @@ from __future__ import annotations
 import torch
 
 
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Refuse settings sample_next cannot honour, naming the field and its value."""
+    if not temperature >= 0:  # also refuses NaN, which would reach torch.multinomial
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 = greedy)")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k} must be >= 1 (or unset)")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p} must be in (0, 1] (or unset)")
+
+
 def filter_top_k(logits_BV: torch.Tensor, top_k: int | None) -> torch.Tensor:
     """Keep the k largest logits of each row (ties at the k-th value kept)."""
     if not top_k or top_k >= logits_BV.shape[-1]:
