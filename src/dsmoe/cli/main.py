@@ -9,7 +9,7 @@ import sys
 import torch.distributed
 
 from dsmoe.cli import (analyze_cmd, config_cmd, convert_cmd, demo_cmd, eval_cmd, generate_cmd, params_cmd,
-                       reproduce_cmd, train_cmd)
+                       reproduce_cmd, serve_cmd, train_cmd)
 from dsmoe.cli.error_line import say_error, torchrun_rank
 from dsmoe.cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED
 from dsmoe.cli.parsing import Parser, parse
@@ -18,7 +18,8 @@ from dsmoe.train.loop import NonFiniteLossError
 from dsmoe.train.tensorboard import MissingDependencyError
 
 COMMANDS = {"demo": demo_cmd, "train": train_cmd, "eval": eval_cmd, "generate": generate_cmd, "params": params_cmd,
-            "convert": convert_cmd, "analyze": analyze_cmd, "reproduce": reproduce_cmd, "config": config_cmd}
+            "serve": serve_cmd, "convert": convert_cmd, "analyze": analyze_cmd, "reproduce": reproduce_cmd,
+            "config": config_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:

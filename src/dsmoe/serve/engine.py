@@ -4,9 +4,11 @@ every running sequence, so a request never waits for a batch to finish."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -45,13 +47,16 @@ class EngineConfig:
 class Engine:
     """Serves completion requests on `model`. Either start() a background thread that steps while there is work,
     or call step() yourself (nothing else may use the model meanwhile). detokenize (ids -> text) is needed only
-    for stop strings. A sequence samples exactly as dsmoe.inference.generate does alone, so at temperature 0 (or
+    for stop strings; every step runs inside compute_context() (a run's autocast: it is per thread, so the engine's
+    thread enters it itself). A sequence samples exactly as dsmoe.inference.generate does alone, so at temperature 0 (or
     with a seed) its tokens are those of `generate` for its prompt, whatever else runs beside it (up to the float
     rounding a padded batch adds: ~1e-7 in the logits)."""
 
     def __init__(self, model: DeepSeekMoEForCausalLM, config: EngineConfig = EngineConfig(),
-                 detokenize: Callable[[list[int]], str] | None = None):
+                 detokenize: Callable[[list[int]], str] | None = None,
+                 compute_context: Callable[[], AbstractContextManager] = contextlib.nullcontext):
         self.model, self.config, self.detokenize = model.eval(), config, detokenize
+        self.compute_context = compute_context
         self.device = model.lm_head.weight.device
         self.queue = WaitingQueue(config.max_queue)
         self.running: list[Sequence] = []
@@ -87,13 +92,14 @@ class Engine:
         for sequence in self.queue.take_cancelled() + [s for s in self.running if s.stream.cancelled and not s.done]:
             sequence.finish("cancelled", self.steps)
         live = [sequence for sequence in self.running if not sequence.done]
-        newcomers = self.admit(self.queue.take(self.config.max_batch - len(live)))
-        try:
-            self.regroup(live + newcomers)
-            self.decode()
-        except Exception as error:  # the model failed this step: its sequences fail, the engine goes on
-            self.fail(self.running, error)
-            self.running = []
+        with self.compute_context():
+            newcomers = self.admit(self.queue.take(self.config.max_batch - len(live)))
+            try:
+                self.regroup(live + newcomers)
+                self.decode()
+            except Exception as error:  # the model failed this step: its sequences fail, the engine goes on
+                self.fail(self.running, error)
+                self.running = []
 
     def admit(self, sequences: list[Sequence]) -> list[Sequence]:
         """Prefill the sequences together (left-padded), sample each one's first token; those still running."""
