@@ -19,6 +19,7 @@ COMMANDS = {  # each command's argv before --device, given the run, an HF export
     "train": lambda run, hf, out: ["train", "--out", str(out)],
     "eval": lambda run, hf, out: ["eval", "--run", str(run)],
     "generate": lambda run, hf, out: ["generate", "--run", str(run), "--prompt", "to be"],
+    "serve": lambda run, hf, out: ["serve", "--run", str(run)],
     "analyze": lambda run, hf, out: ["analyze", "--run", str(run), "--out", str(out)],
     "reproduce": lambda run, hf, out: ["reproduce", "table1", "--out", str(out)],
     "convert --to-hf": lambda run, hf, out: ["convert", "--to-hf", str(run), "--out", str(out)],

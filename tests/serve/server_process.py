@@ -60,8 +60,10 @@ def curl(url: str, body: str | None = None, headers: tuple[str, ...] = ()) -> tu
                          check=True).stdout.decode()  # bytes keep the \r\n that split headers from body
     head, _, text = raw.partition("\r\n\r\n")
     status_line, *header_lines = head.split("\r\n")
-    response_headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    fields = (line.partition(":") for line in header_lines)
+    response_headers = {name.lower(): value.strip() for name, _, value in fields}
+    status = int(status_line.split()[1])
     try:
-        return int(status_line.split()[1]), response_headers, json.loads(text)
+        return status, response_headers, json.loads(text)
     except json.JSONDecodeError:
-        return int(status_line.split()[1]), response_headers, text
+        return status, response_headers, text

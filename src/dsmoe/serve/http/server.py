@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import sys
 from types import FrameType
 
 import uvicorn
@@ -71,4 +70,3 @@ def serve(served: ServedModel, host: str = "127.0.0.1", port: int = 8000, api_ke
         server.run(sockets=[sock])
     finally:
         served.engine.stop()
-        sys.stdout.flush()
