@@ -34,6 +34,12 @@ def test_a_streamed_completion_adds_up_to_the_whole_one(client):
     assert chunks[-1].choices[0].finish_reason == whole.choices[0].finish_reason
 
 
+def test_a_stream_can_end_with_the_usage(client):
+    chunks = list(greedy(client, max_tokens=5, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens <= 5
+    assert chunks[-1].usage.total_tokens == chunks[-1].usage.prompt_tokens + chunks[-1].usage.completion_tokens
+
+
 def test_logprobs_come_in_the_legacy_format(client):
     choice = greedy(client, max_tokens=6, logprobs=3).choices[0]
     scores = choice.logprobs

@@ -28,6 +28,7 @@ class CompletionBody:
     stream: bool
     logprobs: int | None
     echo: bool
+    include_usage: bool  # stream_options.include_usage: a last streamed chunk with the usage
 
 
 def bad(name: str, value, rule: str) -> ApiError:
@@ -56,10 +57,11 @@ def number(body: dict, name: str, default: float | None) -> float | None:
     return value
 
 
-def boolean(body: dict, name: str) -> bool:
+def boolean(body: dict, name: str, path: str | None = None) -> bool:
+    """body[name] (false when absent); a non-boolean is a 400 naming `path` (default: name)."""
     value = body.get(name, False)
     if value is not None and not isinstance(value, bool):
-        raise bad(name, value, "must be true or false")
+        raise bad(path or name, value, "must be true or false")
     return bool(value)
 
 
@@ -92,6 +94,13 @@ def stop_strings(body: dict) -> tuple[str, ...]:
     return tuple(value)
 
 
+def include_usage(body: dict) -> bool:
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise bad("stream_options", options, "must be an object")
+    return boolean(options, "include_usage", "stream_options.include_usage")
+
+
 def parse_completion_body(body: dict) -> CompletionBody:
     temperature = number(body, "temperature", 1.0)
     temperature = 1.0 if temperature is None else temperature
@@ -110,4 +119,5 @@ def parse_completion_body(body: dict) -> CompletionBody:
     return CompletionBody(model, prompts(body), integer(body, "max_tokens", DEFAULT_MAX_TOKENS, 0), temperature,
                           top_p, top_k, integer(body, "seed", None, 0), stop_strings(body),
                           integer(body, "n", 1, 1, MAX_CHOICES), boolean(body, "stream"),
-                          integer(body, "logprobs", None, 0, MAX_LOGPROBS), boolean(body, "echo"))
+                          integer(body, "logprobs", None, 0, MAX_LOGPROBS), boolean(body, "echo"),
+                          include_usage(body))

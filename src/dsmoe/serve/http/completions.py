@@ -97,8 +97,8 @@ class CompletionRun:
         return [event async for event in self.metrics.timed(choice.stream, self.arrived)]
 
     async def sse(self) -> AsyncIterator[str]:
-        """Each choice's deltas as they come, one chunk each, then [DONE]; a failed choice ends the stream with an
-        error event."""
+        """Each choice's deltas as they come, one chunk each, then (stream_options.include_usage) one with the usage
+        and no choices, then [DONE]; a failed choice ends the stream with an error event."""
         try:
             async for choice, event in self.merged():
                 if isinstance(event, Finished) and event.reason == "error":
@@ -107,6 +107,8 @@ class CompletionRun:
                 delta = choice.output.update(event)
                 if delta is not None:
                     yield f"data: {json.dumps({**self.head, 'choices': [delta]})}\n\n"
+            if self.body.include_usage:
+                yield f"data: {json.dumps({**self.head, 'choices': [], 'usage': self.usage()})}\n\n"
             yield "data: [DONE]\n\n"
             self.metrics.request_latency.observe(time.monotonic() - self.arrived)
         finally:
