@@ -1,9 +1,8 @@
-"""The FastAPI application: OpenAI's completion routes over one engine, /health and /metrics, and the guard every
-request passes (draining, body size, API key)."""
+"""The FastAPI application: OpenAI's completion routes over one engine, /health and /metrics, behind the guard
+every request passes (draining, body size, API key)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from dataclasses import dataclass
@@ -18,11 +17,11 @@ from dsmoe.serve.engine import Engine
 from dsmoe.serve.http.completion_body import parse_completion_body
 from dsmoe.serve.http.completions import CompletionRun
 from dsmoe.serve.http.errors import ApiError
+from dsmoe.serve.http.guard import Guard, body_too_large
 from dsmoe.serve.http.metrics import ServerMetrics
 
 MAX_BODY_BYTES = 1_000_000  # a larger request body is refused (413)
-OPEN_PATHS = {"/health"}  # answered without the API key
-ENDPOINTS = {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"}
+CLIENT_CLOSED_REQUEST = 499  # what the metrics count for a client that left before its answer (nginx's status)
 
 
 @dataclass
@@ -41,13 +40,7 @@ def build_app(served: ServedModel, api_key: str | None = None, max_body_bytes: i
     app.state.draining = False
     metrics = ServerMetrics(served.engine)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next) -> Response:
-        refusal = refuse(request, app.state.draining, api_key, max_body_bytes)
-        response = refusal.response() if refusal is not None else await call_next(request)
-        endpoint = request.url.path if request.url.path in ENDPOINTS else "other"
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        return response
+    app.add_middleware(Guard, state=app.state, metrics=metrics, api_key=api_key, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -57,6 +50,10 @@ def build_app(served: ServedModel, api_key: str | None = None, max_body_bytes: i
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         return ApiError(error.status_code, f"{request.method} {request.url.path}: {error.detail}").response()
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        return ApiError(500, f"{type(error).__name__}: {error}").response()
+
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
         body = parse_completion_body(await json_body(request, max_body_bytes))
@@ -64,7 +61,8 @@ def build_app(served: ServedModel, api_key: str | None = None, max_body_bytes: i
         run = CompletionRun(body, served.engine, served.tokenizer, served.name, metrics)
         if body.stream:
             return StreamingResponse(run.sse(), media_type="text/event-stream")
-        return JSONResponse(await run.answer())
+        answer = await run.answer(request.is_disconnected)
+        return JSONResponse(answer) if answer is not None else Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.post("/v1/chat/completions")
     async def chat_completions() -> Response:
@@ -90,26 +88,6 @@ def build_app(served: ServedModel, api_key: str | None = None, max_body_bytes: i
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def refuse(request: Request, draining: bool, api_key: str | None, max_body_bytes: int) -> ApiError | None:
-    """Why the request is refused before it is read, or None."""
-    if draining:
-        return ApiError(503, "the server is shutting down and takes no new requests", code="shutting_down")
-    length = request.headers.get("content-length", "0")
-    if length.isdigit() and int(length) > max_body_bytes:
-        return body_too_large(int(length), max_body_bytes)
-    if api_key is not None and request.url.path not in OPEN_PATHS:
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, f"Bearer {api_key}".encode()):
-            return ApiError(401, "a valid API key is needed: send the header 'Authorization: Bearer KEY' with the "
-                                 "key the server was started with (--api-key)", code="invalid_api_key")
-    return None
-
-
-def body_too_large(size: int, max_body_bytes: int) -> ApiError:
-    return ApiError(413, f"the request body of {size} bytes exceeds the limit of {max_body_bytes} bytes",
-                    code="body_too_large")
 
 
 async def json_body(request: Request, max_body_bytes: int) -> dict:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from tokenizers import Tokenizer
@@ -22,6 +22,7 @@ from dsmoe.serve.stream import Event, Finished, SequenceStream
 from dsmoe.serve.waiting import QueueFull
 
 RETRY_AFTER_S = 1  # what a 429 tells the client to wait
+DISCONNECT_POLL_S = 0.5  # how often an unstreamed request checks that its client is still there
 
 
 @dataclass
@@ -81,12 +82,19 @@ class CompletionRun:
         return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens}
 
-    async def answer(self) -> dict:
-        """Wait for every choice; the whole response."""
+    async def answer(self, disconnected: Callable[[], Awaitable[bool]]) -> dict | None:
+        """Wait for every choice; the whole response, or None when `disconnected()` says the client went away first
+        (its sequences are cancelled, so their slots are freed at the engine's next step)."""
+        gathering = asyncio.gather(*(self.events_of(choice) for choice in self.choices))
         try:
-            events = await asyncio.gather(*(self.events_of(choice) for choice in self.choices))
+            while not gathering.done():
+                await asyncio.wait([gathering], timeout=DISCONNECT_POLL_S)
+                if not gathering.done() and await disconnected():
+                    return None
+            events = gathering.result()
         finally:
-            self.cancel()  # a no-op for finished choices; frees the others when the client went away
+            self.cancel()  # a no-op for finished choices
+            gathering.cancel()
         for choice_events in events:
             raise_failure(choice_events[-1])
         choices = [choice.output.answer(choice_events) for choice, choice_events in zip(self.choices, events)]
