@@ -18,6 +18,7 @@ from dsmoe.runtime.devices import resolve_device
 from dsmoe.serve import Engine, EngineConfig
 
 API_KEY_VARIABLE = "DSMOE_API_KEY"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     eos = loaded.tokenizer.token_to_id(END_OF_TEXT)
     engine = Engine(loaded.model, dataclasses.replace(engine_config, eos_token_id=eos), loaded.tokenizer.decode,
                     loaded.autocast)
+    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE)
+    if api_key is None and args.host not in LOOPBACK_HOSTS:
+        print(f"dsmoe serve: warning: --host {args.host} without --api-key: anyone who reaches this address can use "
+              f"the model", file=sys.stderr)
     name = args.model_name or Path(args.run).resolve().name
-    serve(ServedModel(name, engine, loaded.tokenizer), args.host, args.port,
-          args.api_key or os.environ.get(API_KEY_VARIABLE), drain_timeout_s=args.drain_timeout)
+    serve(ServedModel(name, engine, loaded.tokenizer), args.host, args.port, api_key,
+          drain_timeout_s=args.drain_timeout)
     return 0
