@@ -1,4 +1,9 @@
-"""/v1/completions through the official openai client against a real `dsmoe serve` process."""
+"""/v1/completions through the official openai client against a real `dsmoe serve` process (and the load
+benchmark against it)."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +89,12 @@ def test_a_stop_string_cuts_the_text_streamed_or_not(client):
 
 def test_the_model_list_names_the_served_model(client):
     assert [model.id for model in client.models.list().data] == [MODEL_NAME]
+
+
+def test_the_load_benchmark_runs_against_the_server(server):
+    benchmark = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
+    finished = subprocess.run([sys.executable, str(benchmark), "--url", server.url, "--api-key", API_KEY,
+                               "--requests", "4", "--concurrency", "2", "--max-tokens", "4"],
+                              capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "generated tokens/s" in finished.stdout
