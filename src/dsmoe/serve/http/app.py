@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from tokenizers import Tokenizer
@@ -18,6 +18,7 @@ from dsmoe.serve.http.completion_body import parse_completion_body
 from dsmoe.serve.http.completions import CompletionRun
 from dsmoe.serve.http.errors import ApiError
 from dsmoe.serve.http.guard import Guard, body_too_large
+from dsmoe.serve.http.live_page import LIVE_PAGE
 from dsmoe.serve.http.metrics import ServerMetrics
 
 MAX_BODY_BYTES = 1_000_000  # a larger request body is refused (413)
@@ -82,6 +83,19 @@ def build_app(served: ServedModel, api_key: str | None = None, max_body_bytes: i
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok"}
+
+    @app.get("/")
+    async def live_page() -> HTMLResponse:
+        return HTMLResponse(LIVE_PAGE)
+
+    @app.get("/stats")
+    async def stats() -> dict:
+        """What the live page shows, as JSON."""
+        load = served.engine.load.snapshot()
+        return {"model": served.name, "queue_depth": served.engine.n_waiting,
+                "running_batch_size": served.engine.n_running, "generated_tokens": metrics.generated_total,
+                "expert_load": {"moe_layers": load.moe_layers, "tokens_per_expert": load.tokens_per_expert,
+                                "forwards": load.forwards}}
 
     @app.get("/metrics")
     async def metrics_text() -> Response:

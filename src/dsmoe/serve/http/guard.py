@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dsmoe.serve.http.errors import ApiError
 from dsmoe.serve.http.metrics import ServerMetrics
 
-OPEN_PATHS = {"/health"}  # answered without the API key
-ENDPOINTS = {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"}
+OPEN_PATHS = {"/health", "/"}  # answered without the API key (the live page holds no data; its /stats needs it)
+ENDPOINTS = {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics", "/stats", "/"}
 
 
 def body_too_large(size: int, max_body_bytes: int) -> ApiError:

@@ -51,6 +51,7 @@ class ServerMetrics:
         self.requests = Counter("dsmoe_requests", "Requests answered, by endpoint and HTTP status",
                                 ["endpoint", "status"], registry=self.registry)
         self.registry.register(EngineCollector(engine))
+        self.generated_total = 0  # the counter's value, for the live page (prometheus_client does not expose it)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -66,5 +67,6 @@ class ServerMetrics:
                 else:
                     self.inter_token_latency.observe(now - last)
                 self.generated_tokens.inc()
+                self.generated_total += 1
                 last = now
             yield event
