@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 
 STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                413: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable"}
+                405: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error",
+                503: "service_unavailable"}
 
 
 def error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict:
