@@ -99,6 +99,8 @@ class Router(nn.Module, ABC):
         logits; what its entropy is measured on."""
         return self.logits(x_TD).softmax(dim=-1)
 
+    why_experts_stay = "only token-choice routers with a gate choose by scores that can exclude an expert"
+
     @property
     def can_disable_experts(self) -> bool:
         """Whether disable_experts can leave experts out: token-choice routers with a gate choose by scores."""
@@ -109,8 +111,7 @@ class Router(nn.Module, ABC):
         Sec. 4.5's probe; pruning); [] enables every expert again. Token-choice routers with a gate only."""
         name, unique = type(self).__name__, sorted(set(experts))
         if unique and not self.can_disable_experts:
-            raise ValueError(f"{name} cannot disable experts ({len(unique)} asked): only token-choice routers "
-                             "with a gate choose by scores that can exclude an expert")
+            raise ValueError(f"{name} cannot disable experts ({len(unique)} asked): {self.why_experts_stay}")
         outside = [e for e in unique if not 0 <= e < self.n_experts]
         if outside:
             raise ValueError(f"{name}: experts {outside} do not exist (n_routed_experts={self.n_experts})")

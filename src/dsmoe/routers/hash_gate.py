@@ -45,15 +45,11 @@ class HashGateRouter(Router):
     def affinities(self, x_TD: torch.Tensor) -> torch.Tensor:
         return normalised(AFFINITY_SCORES[self.scoring_func](self.logits(x_TD)))
 
+    why_experts_stay = "its layer chooses each token's experts by a fixed token-id table (n_hash_layers)"
+
     @property
     def can_disable_experts(self) -> bool:
         return False  # the table, not the scores, chooses
-
-    def disable_experts(self, experts: list[int]) -> None:
-        """Only [] (nothing to undo): the table, not the scores, chooses, so no expert can be left out."""
-        if experts:
-            raise ValueError(f"HashGateRouter cannot disable experts ({len(set(experts))} asked): its layer chooses "
-                             "each token's experts by a fixed token-id table (n_hash_layers)")
 
 
 def balanced_table(vocab_size: int, n_experts: int, top_k: int, seed: int) -> torch.Tensor:
